@@ -1,0 +1,65 @@
+# MovieLens rating prediction as a Kaggle-style competition.
+# Every target is a thin call of `python -m cfblend` (see scripts/cfblend.py and src/cfblend/cli.py).
+
+PYTHON  ?= python
+DATASET ?= ml-100k
+SPLIT   ?=
+INPUT   ?= input
+OUT     ?= output
+K       ?= 5
+SEED    ?= 42
+DEVICE  ?= auto
+MODEL   ?= dot
+MODELS  ?= dot
+SET     ?=
+DATA_DIR ?=
+SUB     ?= $(OUT)/submission.csv
+FORCE   ?=
+
+CLI = $(PYTHON) scripts/cfblend.py --dataset $(DATASET) --split "$(SPLIT)" --input $(INPUT) --output $(OUT) --seed $(SEED)
+comma := ,
+empty :=
+space := $(empty) $(empty)
+OVERWRITE = $(if $(FORCE),--overwrite,)
+SETARGS = $(if $(SET),--set $(SET),)
+
+.PHONY: help install data competition folds train score report all test lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+install:  ## install the pinned requirements and the package into the active Python
+	$(PYTHON) -m pip install -r requirements.txt
+	$(PYTHON) -m pip install --no-deps --no-build-isolation -e .
+
+data:  ## obtain and verify DATASET into input/ (DATA_DIR=<folder or zip> to use your copy)
+	$(CLI) data $(if $(DATA_DIR),--data-dir "$(DATA_DIR)",)
+
+competition:  ## write the competition files for DATASET and SPLIT
+	$(CLI) competition
+
+folds:  ## K-fold assignment of the train rows -> OUT/folds.csv
+	$(CLI) folds --k $(K) $(OVERWRITE)
+
+train:  ## cross-validated training of MODEL (SET="key=value ...", FORCE=1 to replace)
+	$(CLI) train --model $(MODEL) --device $(DEVICE) $(SETARGS) $(OVERWRITE)
+
+score:  ## Public/Private RMSE of SUB
+	$(CLI) score --sub $(SUB)
+
+report:  ## leaderboard of every trained model -> OUT/leaderboard.{csv,md}
+	$(CLI) report
+
+all: data competition folds  ## data, competition, folds, every model, report
+	$(CLI) train --model $(subst $(space),$(comma),$(strip $(MODELS))) --device $(DEVICE) $(OVERWRITE)
+	$(CLI) report
+
+test:  ## lint, then the test suite
+	$(PYTHON) -m ruff check src tests scripts
+	$(PYTHON) -m pytest -q
+
+lint:  ## ruff only
+	$(PYTHON) -m ruff check src tests scripts
+
+clean:  ## remove the artifacts (keeps input/)
+	rm -rf $(OUT)

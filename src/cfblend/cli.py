@@ -1,0 +1,157 @@
+"""Command line: `python -m cfblend <step>`; the Makefile and scripts/ call this."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from cfblend.competition import Competition, competition_name, make_competition
+from cfblend.data import get_spec, load_dataset
+from cfblend.data.sources import DataError, ensure_dataset
+from cfblend.folds import make_folds, read_folds, write_folds
+from cfblend.io import write_json
+from cfblend.paths import Paths
+
+log = logging.getLogger("cfblend")
+
+
+def _parse_set(items: list[str] | None) -> dict:
+    """`key=value` pairs; values parsed as YAML scalars/lists (`lr=0.01`, `layers=[100,50]`)."""
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _split(args) -> str:
+    return args.split or get_spec(args.dataset).default_split
+
+
+def _paths(args) -> Paths:
+    return Paths(Path(args.input), Path(args.output))
+
+
+def _competition(args) -> Competition:
+    return Competition.load(_paths(args).competition(competition_name(args.dataset, _split(args))))
+
+
+def cmd_data(args) -> None:
+    spec = get_spec(args.dataset)
+    folder = ensure_dataset(spec, args.input, data_dir=args.data_dir or None)
+    ds = load_dataset(args.dataset, folder)
+    log.info("%s: %d ratings, %d users, %d items", spec.name, len(ds.ratings), ds.ratings["user_id"].nunique(),
+             ds.ratings["item_id"].nunique())
+
+
+def cmd_competition(args) -> None:
+    paths = _paths(args)
+    folder = paths.raw(args.dataset)
+    if not (folder / get_spec(args.dataset).ratings_file).exists():
+        folder = ensure_dataset(get_spec(args.dataset), args.input)
+    ds = load_dataset(args.dataset, folder)
+    make_competition(ds, _split(args), paths.competition(competition_name(args.dataset, _split(args))),
+                     seed=args.seed, test_frac=args.test_frac)
+
+
+def cmd_folds(args) -> None:
+    comp = _competition(args)
+    paths = _paths(args)
+    if paths.stamp.exists() and not args.overwrite:
+        from cfblend.io import read_json
+
+        stamped = read_json(paths.stamp)
+        if stamped["competition"] != comp.name:
+            raise SystemExit(f"{paths.output} holds artifacts of {stamped['competition']}; use OUT=<other folder> "
+                             f"or FORCE=1 to start over for {comp.name}")
+    folds = make_folds(comp.train, k=args.k, seed=args.seed)
+    if paths.folds.exists():
+        old = pd.read_csv(paths.folds)
+        if old.equals(folds):
+            log.info("folds unchanged: %s", paths.folds)
+            return
+        if not args.overwrite:
+            raise SystemExit(f"{paths.folds} exists with another assignment; FORCE=1 (--overwrite) replaces it "
+                             "(every model must then be retrained)")
+    write_folds(folds, paths.folds)
+    write_json({"competition": comp.name, "k": args.k, "seed": args.seed}, paths.stamp)
+    log.info("%d folds of %d train rows -> %s", args.k, len(folds), paths.folds)
+
+
+def cmd_train(args) -> None:
+    from cfblend.runner import train_cv
+
+    comp = _competition(args)
+    paths = _paths(args)
+    folds = read_folds(paths.folds, comp.train)
+    overrides = _parse_set(args.set)
+    if args.device:
+        overrides["device"] = args.device
+    for name in args.model.split(","):
+        train_cv(name.strip(), comp, folds, paths, overrides=overrides or None, overwrite=args.overwrite)
+
+
+def cmd_score(args) -> None:
+    from cfblend.scoring import score_file
+
+    paths = _paths(args)
+    s = score_file(args.sub, paths.solution(competition_name(args.dataset, _split(args))))
+    print(f"Public RMSE  {s['public_rmse']:.5f}\nPrivate RMSE {s['private_rmse']:.5f}")
+
+
+def cmd_report(args) -> None:
+    from cfblend.report import run_report
+
+    run_report(_competition(args), _paths(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse arguments, run one step, turn known failures into one clear line."""
+    p = argparse.ArgumentParser(prog="cfblend", description=__doc__)
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--split", default="", help="default: u1 for ml-100k, random otherwise")
+    p.add_argument("--input", default="input")
+    p.add_argument("--output", default="output")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("data", help="obtain and verify a dataset into input/")
+    s.add_argument("--data-dir", default="")
+    s = sub.add_parser("competition", help="write train/test/sample submission/solution")
+    s.add_argument("--test-frac", type=float, default=0.1)
+    s = sub.add_parser("folds", help="K-fold assignment of the train rows")
+    s.add_argument("--k", type=int, default=5)
+    s.add_argument("--overwrite", action="store_true")
+    s = sub.add_parser("train", help="cross-validated training of registered models")
+    s.add_argument("--model", required=True, help="a registered name, or several separated by commas")
+    s.add_argument("--set", nargs="*", help="config overrides key=value")
+    s.add_argument("--device", default="", help="auto, cpu or cuda")
+    s.add_argument("--overwrite", action="store_true")
+    s = sub.add_parser("score", help="Public/Private RMSE of a submission file")
+    s.add_argument("--sub", required=True)
+    sub.add_parser("report", help="leaderboard of every trained model")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from cfblend.runner import ArtifactConflict
+    from cfblend.scoring import SubmissionError
+
+    try:
+        {"data": cmd_data, "competition": cmd_competition, "folds": cmd_folds, "train": cmd_train,
+         "score": cmd_score, "report": cmd_report}[args.cmd](args)
+    except (DataError, SubmissionError, ArtifactConflict, FileNotFoundError, ValueError) as e:
+        log.error("%s", e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Device choice, seeding and the shared mini-batch training loop of the torch models."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA when present, else CPU; `cpu`/`cuda`/`cuda:1` are taken as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' asked for but CUDA is not available; use --device auto or cpu")
+    return dev
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU generator for shuffling."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def train_minibatch(
+    step_loss: Callable[[Sequence[torch.Tensor]], torch.Tensor],
+    params: list[torch.nn.Parameter],
+    tensors: Sequence[torch.Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+    optimizer: str = "adam",
+    one_cycle: bool = True,
+    desc: str = "train",
+    on_epoch_start: Callable[[], None] | None = None,
+) -> None:
+    """Shuffle `tensors` row-wise each epoch and take optimiser steps on `step_loss(batch)`.
+
+    Adam (or AdamW/SGD) with a one-cycle learning-rate schedule peaking at `lr`.
+    """
+    n = len(tensors[0])
+    steps_per_epoch = max(1, (n + batch_size - 1) // batch_size)
+    if optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr)
+    elif optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
+    else:
+        raise ValueError(f"unknown optimizer {optimizer!r}; use adam, adamw or sgd")
+    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
+             if one_cycle else None)
+    device = tensors[0].device
+    bar = tqdm(range(epochs), desc=desc, leave=False, disable=None)
+    for _ in bar:
+        if on_epoch_start is not None:
+            on_epoch_start()
+        perm = torch.randperm(n, generator=generator).to(device)
+        total = torch.zeros((), device=device)
+        for s in range(0, n, batch_size):
+            idx = perm[s: s + batch_size]
+            loss = step_loss([t[idx] for t in tensors])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            total += loss.detach()
+        bar.set_postfix(loss=f"{float(total) / steps_per_epoch:.4f}")

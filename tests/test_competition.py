@@ -1,0 +1,82 @@
+"""Splits (the official ml-100k ones reproduced exactly), the competition files, the folds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfblend.competition import Competition, make_competition
+from cfblend.data.load import load_dataset
+from cfblend.folds import make_folds, read_folds
+from cfblend.splits import OFFICIAL_100K, split_mask
+
+
+@pytest.mark.parametrize("split", OFFICIAL_100K)
+def test_official_ml100k_splits_are_reproduced_exactly(split, tmp_path):
+    from conftest import real_data
+
+    folder = real_data("ml-100k", needs=f"{split}.test")
+    ds = load_dataset("ml-100k", folder)
+    comp = Competition.load(make_competition(ds, split, tmp_path / f"ml-100k-{split}"))
+    cols = ["user_id", "item_id", "rating", "timestamp"]
+    official_test = pd.read_csv(folder / f"{split}.test", sep="\t", names=cols)
+    official_base = pd.read_csv(folder / f"{split}.base", sep="\t", names=cols)
+    sol = pd.read_csv(tmp_path / f"ml-100k-{split}" / "solution" / "solution.csv")
+    ours_test = comp.test.merge(sol[["id", "rating"]], on="id")[cols]
+    # Same rows in the same (user, item) order as the official files.
+    np.testing.assert_array_equal(ours_test.to_numpy(), official_test.to_numpy())
+    np.testing.assert_array_equal(comp.train[cols].to_numpy(), official_base.to_numpy())
+
+
+def test_ua_takes_each_users_first_ten_in_file_order():
+    r = pd.DataFrame({"user_id": [1] * 12 + [2] * 3, "item_id": range(15), "rating": 3.0, "timestamp": 0})
+    ua, ub = split_mask(r, "ua"), split_mask(r, "ub")
+    assert ua.tolist() == [True] * 10 + [False] * 2 + [True] * 3
+    assert ub.tolist() == [False] * 10 + [True] * 2 + [False] * 3
+
+
+def test_random_and_time_splits():
+    rng = np.random.default_rng(0)
+    r = pd.DataFrame({"user_id": rng.integers(0, 50, 1000), "item_id": np.arange(1000), "rating": 3.0,
+                      "timestamp": rng.permutation(1000)})
+    m = split_mask(r, "random", seed=1, test_frac=0.2)
+    assert m.sum() == 200 and np.array_equal(m, split_mask(r, "random", seed=1, test_frac=0.2))
+    assert not np.array_equal(m, split_mask(r, "random", seed=2, test_frac=0.2))
+    t = split_mask(r, "time", test_frac=0.1)
+    assert r["timestamp"][t].min() > r["timestamp"][~t].max()
+    with pytest.raises(ValueError, match="unknown split"):
+        split_mask(r, "u9")
+
+
+def test_competition_files(ml100k_dir, tmp_path):
+    folder, spec = ml100k_dir
+    ds = load_dataset("ml-100k", folder, spec)
+    out = make_competition(ds, "random", tmp_path / "comp", seed=3, test_frac=0.2)
+    train, test = pd.read_csv(out / "train.csv"), pd.read_csv(out / "test.csv")
+    sample, sol = pd.read_csv(out / "sample_submission.csv"), pd.read_csv(out / "solution" / "solution.csv")
+    assert list(train.columns) == ["id", "user_id", "item_id", "timestamp", "rating"]
+    assert list(test.columns) == ["id", "user_id", "item_id", "timestamp"]
+    assert list(sample.columns) == ["id", "rating"] and sample["id"].tolist() == test["id"].tolist()
+    assert list(sol.columns) == ["id", "rating", "Usage"] and sol["id"].tolist() == test["id"].tolist()
+    assert not (out / "solution.csv").exists()  # kept apart from what competitors read
+    assert len(set(train["id"]) | set(test["id"])) == len(train) + len(test) == len(ds.ratings)
+    assert abs((sol["Usage"] == "Public").mean() - 0.3) < 0.01
+    again = make_competition(ds, "random", tmp_path / "comp2", seed=3, test_frac=0.2)
+    assert (again / "solution" / "solution.csv").read_text() == (out / "solution" / "solution.csv").read_text()
+
+
+def test_folds_cover_each_train_row_once_and_are_seeded():
+    train = pd.DataFrame({"id": np.arange(100, 1103)})
+    f = make_folds(train, k=5, seed=7)
+    assert sorted(f["id"]) == list(train["id"]) and f["id"].is_unique
+    assert np.bincount(f["fold"]).tolist() in ([201, 201, 201, 200, 200],)
+    assert f.equals(make_folds(train, k=5, seed=7)) and not f.equals(make_folds(train, k=5, seed=8))
+
+
+def test_read_folds_aligns_and_refuses_foreign_files(tmp_path):
+    train = pd.DataFrame({"id": [5, 3, 9, 1]})
+    pd.DataFrame({"id": [1, 3, 5, 9], "fold": [0, 1, 0, 1]}).to_csv(tmp_path / "f.csv", index=False)
+    assert read_folds(tmp_path / "f.csv", train).tolist() == [0, 1, 1, 0]
+    with pytest.raises(ValueError, match="do not match"):
+        read_folds(tmp_path / "f.csv", pd.DataFrame({"id": [1, 3, 5, 10]}))

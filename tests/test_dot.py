@@ -1,0 +1,76 @@
+"""The dot-product model: learns, is deterministic, round-trips, and follows its cold-start policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cfblend.models import make_model
+from cfblend.models.dot import DotModel
+from cfblend.runner import side_info
+from cfblend.scoring import rmse
+
+FAST = {"epochs": 8, "batch_size": 128, "lr": 0.01, "device": "cpu"}
+
+
+@pytest.fixture
+def fitted(comp_env):
+    comp, _, _ = comp_env
+    return comp, make_model("dot", side_info(comp), FAST).fit(comp.train)
+
+
+def test_dot_beats_the_global_mean_on_held_out_rows(comp_env):
+    comp, folds, _ = comp_env
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    model = make_model("dot", side_info(comp), {**FAST, "wd": 0.02}).fit(fit)
+    assert rmse(val["rating"], model.predict(val)) < rmse(val["rating"], np.full(len(val), fit["rating"].mean())) - 0.05
+
+
+def test_predictions_stay_in_the_rating_scale(fitted):
+    comp, model = fitted
+    p = model.predict(comp.test)
+    assert p.shape == (len(comp.test),) and p.min() >= 1.0 and p.max() <= 5.0
+
+
+def test_same_config_and_seed_give_identical_predictions(comp_env):
+    comp, _, _ = comp_env
+    a = make_model("dot", side_info(comp), FAST).fit(comp.train).predict(comp.test)
+    b = make_model("dot", side_info(comp), FAST).fit(comp.train).predict(comp.test)
+    c = make_model("dot", side_info(comp), {**FAST, "seed": 7}).fit(comp.train).predict(comp.test)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    comp, model = fitted
+    model.save(tmp_path / "m.pt")
+    again = DotModel.load(tmp_path / "m.pt", side_info(comp))
+    np.testing.assert_array_equal(model.predict(comp.test), again.predict(comp.test))
+
+
+def test_cold_start_policy(fitted):
+    comp, model = fitted
+    net, lo, hi = model.net, *model.config.y_range
+    item = int(comp.train["item_id"].iloc[0])
+    user = int(comp.train["user_id"].iloc[0])
+    rows = pd.DataFrame({"user_id": [10**6, user, 10**6], "item_id": [item, 10**6, 10**6]})
+    p = model.predict(rows)
+    with torch.no_grad():
+        g = float(net.global_bias)
+        b_i = float(net.item_bias.weight[model.items_([item])[0], 0])
+        b_u = float(net.user_bias.weight[model.users_([user])[0], 0])
+    squash = lambda x: float(np.clip(lo + (hi - lo) / (1 + np.exp(-x)), 1, 5))  # noqa: E731
+    assert p[0] == pytest.approx(squash(g + b_i), abs=1e-5)  # unseen user: item bias alone
+    assert p[1] == pytest.approx(squash(g + b_u), abs=1e-5)  # unseen item: user bias alone
+    assert p[2] == pytest.approx(squash(g), abs=1e-5)  # both unseen: the training mean
+    assert p[2] == pytest.approx(comp.train["rating"].mean(), abs=0.15)
+    emb, bias = model.embeddings("user", [10**6])
+    assert not emb.any() and bias[0] == 0.0
+
+
+def test_unknown_config_keys_are_refused(comp_env):
+    comp, _, _ = comp_env
+    with pytest.raises(ValueError, match="unknown keys"):
+        make_model("dot", side_info(comp), {"factor": 3})

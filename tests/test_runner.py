@@ -1,0 +1,80 @@
+"""The cross-validation runner: aligned OOF, artifacts, refusal to overwrite silently, the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfblend.io import read_json
+from cfblend.leaderboard import COLUMNS
+from cfblend.report import run_report
+from cfblend.runner import ArtifactConflict, train_cv
+from cfblend.scoring import rmse
+
+FAST = {"epochs": 3, "batch_size": 256, "device": "cpu"}
+
+
+def test_oof_is_aligned_with_train_ids_and_scores_are_consistent(comp_env):
+    comp, folds, paths = comp_env
+    scores = train_cv("dot", comp, folds, paths, overrides=FAST)
+    oof = pd.read_parquet(paths.oof("dot"))
+    assert oof["id"].tolist() == comp.train["id"].tolist() and oof["fold"].tolist() == folds.tolist()
+    assert not oof["pred"].isna().any()
+    assert scores["oof_rmse"] == pytest.approx(rmse(comp.train["rating"], oof["pred"]))
+    for k in range(3):
+        m = folds == k
+        assert scores["fold_rmse"][k] == pytest.approx(rmse(comp.train["rating"][m], oof["pred"][m]))
+    test = pd.read_parquet(paths.test("dot"))
+    assert test["id"].tolist() == comp.test["id"].tolist()
+    assert sorted(p.name for p in paths.models("dot").iterdir()) == ["fold0.pt", "fold1.pt", "fold2.pt"]
+    assert read_json(paths.scores("dot"))["config"]["epochs"] == 3
+
+
+def test_same_config_and_seed_give_identical_oof(comp_env):
+    comp, folds, paths = comp_env
+    train_cv("dot", comp, folds, paths, overrides=FAST)
+    first = pd.read_parquet(paths.oof("dot"))
+    train_cv("dot", comp, folds, paths, overrides=FAST, overwrite=True)
+    pd.testing.assert_frame_equal(first, pd.read_parquet(paths.oof("dot")))
+
+
+def test_other_config_under_same_name_is_refused_unless_overwrite(comp_env):
+    comp, folds, paths = comp_env
+    train_cv("dot", comp, folds, paths, overrides=FAST)
+    before = paths.oof("dot").read_bytes()
+    with pytest.raises(ArtifactConflict, match="another config"):
+        train_cv("dot", comp, folds, paths, overrides={**FAST, "epochs": 4})
+    assert paths.oof("dot").read_bytes() == before
+    assert train_cv("dot", comp, folds, paths, overrides={**FAST, "epochs": 4}, overwrite=True)["config"]["epochs"] == 4
+
+
+def test_cold_start_rows_are_counted(comp_env):
+    comp, folds, paths = comp_env
+    comp.test.loc[comp.test.index[:3], "item_id"] = 10**6  # three test rows with an unseen item
+    comp.test.loc[comp.test.index[2:5], "user_id"] = 10**6  # three with an unseen user, one overlapping
+    s = train_cv("global_mean", comp, folds, paths)["cold_start"]["test"]
+    assert (s["unseen_item"], s["unseen_user"], s["unseen_any"]) == (3, 3, 5)
+
+
+def test_report_has_the_fixed_columns_and_baselines(comp_env):
+    comp, folds, paths = comp_env
+    train_cv("dot", comp, folds, paths, overrides=FAST)
+    board = run_report(comp, paths)
+    assert list(board.columns) == COLUMNS
+    assert set(board["model"]) >= {"dot", "global_mean", "biases"}
+    assert board["private_rmse"].is_monotonic_increasing
+    on_disk = pd.read_csv(paths.output / "leaderboard.csv")
+    assert list(on_disk.columns) == COLUMNS
+    assert (paths.output / "leaderboard.md").read_text().count("\n|") == len(board) + 2  # header, rule, rows
+    gm = board.set_index("model").loc["global_mean"]
+    sol = pd.read_csv(paths.solution(comp.name))
+    assert gm["test_rmse"] == pytest.approx(rmse(sol["rating"], np.full(len(sol), comp.train["rating"].mean())),
+                                            abs=0.02)
+
+
+def test_output_of_another_competition_is_refused(comp_env):
+    comp, folds, paths = comp_env
+    comp.name = "other-comp"
+    with pytest.raises(ArtifactConflict, match="holds artifacts of"):
+        train_cv("dot", comp, folds, paths, overrides=FAST)
