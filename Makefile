@@ -10,7 +10,7 @@ K       ?= 5
 SEED    ?= 42
 DEVICE  ?= auto
 MODEL   ?= dot
-MODELS  ?= dot
+MODELS  ?= dot nn gbm
 SET     ?=
 DATA_DIR ?=
 SUB     ?= $(OUT)/submission.csv
@@ -23,7 +23,7 @@ space := $(empty) $(empty)
 OVERWRITE = $(if $(FORCE),--overwrite,)
 SETARGS = $(if $(SET),--set $(SET),)
 
-.PHONY: help install data competition folds train score report all test lint clean
+.PHONY: help install data competition folds train score report all ablation test lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,6 +52,10 @@ report:  ## leaderboard of every trained model -> OUT/leaderboard.{csv,md}
 
 all: data competition folds  ## data, competition, folds, every model, report
 	$(CLI) train --model $(subst $(space),$(comma),$(strip $(MODELS))) --device $(DEVICE) $(OVERWRITE)
+	$(CLI) report
+
+ablation:  ## nn with and without side features -> OUT/ablation_side_features.md
+	$(CLI) train --model nn,nn_ids --device $(DEVICE) $(OVERWRITE)
 	$(CLI) report
 
 test:  ## lint, then the test suite

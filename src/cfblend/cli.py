@@ -92,11 +92,15 @@ def cmd_train(args) -> None:
     comp = _competition(args)
     paths = _paths(args)
     folds = read_folds(paths.folds, comp.train)
-    overrides = _parse_set(args.set)
-    if args.device:
-        overrides["device"] = args.device
-    for name in args.model.split(","):
-        train_cv(name.strip(), comp, folds, paths, overrides=overrides or None, overwrite=args.overwrite)
+    from dataclasses import fields
+
+    from cfblend.models import model_class
+
+    for name in [n.strip() for n in args.model.split(",")]:
+        overrides = _parse_set(args.set)
+        if args.device and "device" in {f.name for f in fields(model_class(name).config_cls)}:
+            overrides["device"] = args.device
+        train_cv(name, comp, folds, paths, overrides=overrides or None, overwrite=args.overwrite)
 
 
 def cmd_score(args) -> None:

@@ -6,9 +6,11 @@ import logging
 
 import pandas as pd
 
+from cfblend.analysis import cold_start_table, test_predictions
 from cfblend.competition import Competition
+from cfblend.io import write_csv, write_text
 from cfblend.folds import read_folds
-from cfblend.leaderboard import build_leaderboard, write_leaderboard
+from cfblend.leaderboard import build_leaderboard, to_markdown, write_leaderboard
 from cfblend.models import BASELINES, REGISTRY
 from cfblend.paths import Paths
 from cfblend.runner import train_cv
@@ -30,4 +32,33 @@ def run_report(comp: Competition, paths: Paths) -> pd.DataFrame:
     board = build_leaderboard(paths, solution, trained_models(paths))
     write_leaderboard(board, paths, f"Leaderboard: {comp.name}")
     log.info("leaderboard (%s):\n%s", comp.name, board.to_string(index=False, float_format="%.4f"))
+    preds = test_predictions(paths, list(board["model"]), solution["id"])
+    cold = cold_start_table(comp, solution, preds)
+    write_csv(cold, paths.output / "cold_start.csv")
+    log.info("test RMSE on cold-start rows:\n%s", cold.to_string(index=False, float_format="%.4f"))
+    if "gbm" in set(board["model"]):
+        write_importance(paths, "gbm")
+    if {"nn", "nn_ids"} <= set(board["model"]):
+        abl = board.set_index("model").loc[["nn", "nn_ids"]].reset_index()
+        abl.insert(1, "side_features", ["yes", "no (ids only)"])
+        write_text(to_markdown(abl, f"Ablation: nn with and without side features ({comp.name})"),
+                   paths.output / "ablation_side_features.md")
     return board
+
+
+def write_importance(paths: Paths, name: str) -> pd.Series:
+    """Mean gain over the fold boosters -> `<name>_importance.csv` and `.png`."""
+    import lightgbm as lgb
+
+    from cfblend.io import atomic_path
+    from cfblend.plots import importance_png
+
+    gains = []
+    for f in sorted(paths.models(name).glob("fold*.txt")):
+        b = lgb.Booster(model_file=str(f))
+        gains.append(pd.Series(b.feature_importance("gain"), index=b.feature_name()))
+    gain = pd.concat(gains, axis=1).mean(axis=1).sort_values(ascending=False).rename("gain")
+    write_csv(gain.rename_axis("feature").reset_index(), paths.output / f"{name}_importance.csv")
+    with atomic_path(paths.output / f"{name}_importance.png") as tmp:
+        tmp.write_bytes(importance_png(gain))
+    return gain

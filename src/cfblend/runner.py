@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from cfblend.cache import ModelCache
 from cfblend.competition import Competition
 from cfblend.encoding import cold_start_counts
 from cfblend.io import read_json, write_json, write_parquet
@@ -80,12 +81,16 @@ def train_cv(name: str, comp: Competition, folds: np.ndarray, paths: Paths,
     fold_rmse, fit_seconds, oof_cold = [], [], []
     model_dir = paths.models(name)
     suffix = model_class(name).suffix
+    cache = ModelCache(paths.output / "cache")
     for k in tqdm(range(k_folds), desc=f"{name} folds", disable=None):
         fit_rows, val_rows = train[folds != k], train[folds == k]
         model = make_model(name, side, overrides)
+        model.cache = cache
         t0 = time.perf_counter()
         model.fit(fit_rows)
         fit_seconds.append(time.perf_counter() - t0)
+        if model.cacheable:
+            cache.put(model, fit_rows)
         oof[folds == k] = model.predict(val_rows)
         test_pred += model.predict(test) / k_folds
         model.save(model_dir / f"fold{k}{suffix}")

@@ -33,7 +33,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def train_minibatch(
     step_loss: Callable[[Sequence[torch.Tensor]], torch.Tensor],
-    params: list[torch.nn.Parameter],
+    params: list,
     tensors: Sequence[torch.Tensor],
     *,
     epochs: int,
@@ -47,13 +47,14 @@ def train_minibatch(
 ) -> None:
     """Shuffle `tensors` row-wise each epoch and take optimiser steps on `step_loss(batch)`.
 
-    Adam (or AdamW/SGD) with a one-cycle learning-rate schedule peaking at `lr`.
+    `params` are parameters or parameter groups. Adam (or AdamW/SGD) with a one-cycle
+    learning-rate schedule peaking at `lr`.
     """
     n = len(tensors[0])
     steps_per_epoch = max(1, (n + batch_size - 1) // batch_size)
     if optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr)
-    elif optimizer == "adamw":
+    elif optimizer == "adamw":  # weight decay per parameter group (default none)
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     elif optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9)

@@ -8,11 +8,16 @@ from typing import Any
 from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.baselines import BiasesConfig, DampedBiases, GlobalMean, GlobalMeanConfig
 from cfblend.models.dot import DotConfig, DotModel
+from cfblend.models.gbm import GBMConfig, GBMModel
+from cfblend.models.nn import EntityEmbeddingModel, NNConfig
 
 REGISTRY: dict[str, tuple[type[Model], ModelConfig]] = {
     "global_mean": (GlobalMean, GlobalMeanConfig()),
     "biases": (DampedBiases, BiasesConfig()),
     "dot": (DotModel, DotConfig()),
+    "nn": (EntityEmbeddingModel, NNConfig()),
+    "nn_ids": (EntityEmbeddingModel, NNConfig(use_side=False)),  # ablation: ids only, no side features
+    "gbm": (GBMModel, GBMConfig()),
 }
 BASELINES = ("global_mean", "biases")
 

@@ -45,6 +45,8 @@ class Model(ABC):
 
     config_cls: ClassVar[type[ModelConfig]] = ModelConfig
     suffix: ClassVar[str] = ".pt"
+    cacheable: ClassVar[bool] = False  # the runner stores fitted fold models in the model cache
+    cache = None  # a cfblend.cache.ModelCache, set by the runner, for models built on other models
 
     def __init__(self, config: ModelConfig, side: SideInfo):
         self.config = config

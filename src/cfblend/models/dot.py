@@ -80,6 +80,7 @@ class DotModel(Model):
 
     config_cls = DotConfig
     suffix = ".pt"
+    cacheable = True  # the GBM's features reuse the fold models
 
     def fit(self, train: pd.DataFrame) -> DotModel:
         c: DotConfig = self.config  # type: ignore[assignment]

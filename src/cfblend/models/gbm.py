@@ -1,0 +1,224 @@
+"""LightGBM on the learned embeddings, fold-safe; registered as `gbm`.
+
+Features of a (user, item, time) row:
+- from a dot-product model: the user's and the item's factors, their biases, and the dot
+  model's prediction for the pair;
+- raw side features: age, gender, occupation, zip region (LightGBM categoricals), genres
+  (multi-hot), release year, the rating's date and the movie's age at rating time;
+- aggregates: user and item rating count, mean and spread, item popularity, and the user's
+  (damped) affinity for the item's genres.
+
+Fold safety: no feature of a training row is computed from that row's own rating. Inside the
+training part, an inner K-fold gives each training row its dot-model features and aggregates
+from a model and statistics fitted on the *other* inner folds. The rows to predict (the outer
+held-out fold, the test set) get features from a dot model and aggregates fitted on the whole
+training part, which never saw them. Early stopping holds out a slice of the training part,
+never the outer fold. `provenance_` records which rows each feature model saw, so this can be
+checked. Dot models come through a content-addressed cache, so the outer dot model of a fold is
+the very one `make train MODEL=dot` fitted, and inner ones are fitted once per config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from cfblend.features import join_side
+from cfblend.io import atomic_path, write_json
+from cfblend.models.base import Model, ModelConfig, SideInfo
+from cfblend.models.dot import DotConfig, DotModel
+
+log = logging.getLogger(__name__)
+
+CATEGORICAL = ("gender", "occupation", "zip1", "age_bucket")
+
+
+@dataclass
+class GBMConfig(ModelConfig):
+    """LightGBM and feature-pipeline settings."""
+
+    inner_folds: int = 5
+    dot: dict[str, Any] = field(default_factory=dict)  # overrides of the registered dot config
+    valid_frac: float = 0.1  # early-stopping slice of the training part
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 100
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    lambda_l2: float = 1.0
+    max_rounds: int = 3000
+    early_stopping: int = 100
+    num_threads: int = 2
+
+
+def aggregates(fit_rows: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """User and item count/mean/std and item popularity, computed from `fit_rows`, looked up for `rows`."""
+    out = pd.DataFrame(index=rows.index)
+    for key, p in (("user_id", "user"), ("item_id", "item")):
+        g = fit_rows.groupby(key)["rating"].agg(["count", "mean", "std"])
+        look = g.reindex(rows[key].to_numpy())
+        out[f"{p}_count"] = look["count"].fillna(0).to_numpy()
+        out[f"{p}_mean"] = look["mean"].to_numpy()
+        out[f"{p}_std"] = look["std"].to_numpy()
+    out["item_popularity"] = out["item_count"] / max(len(fit_rows), 1)
+    return out
+
+
+class GBMModel(Model):
+    """`gbm`: a LightGBM regressor over dot-model embeddings, side features and aggregates."""
+
+    config_cls = GBMConfig
+    suffix = ".txt"
+
+    def _dot(self, rows: pd.DataFrame) -> DotModel:
+        from cfblend.models import model_config  # the registered dot config, so the cache is shared
+
+        c: GBMConfig = self.config  # type: ignore[assignment]
+        dot = DotModel(model_config("dot", c.dot or None), self.side)
+        if self.cache is not None:
+            return self.cache.fit(dot, rows, self.side)  # type: ignore[return-value]
+        return dot.fit(rows)
+
+    def features(self, rows: pd.DataFrame, dot: DotModel, fit_rows: pd.DataFrame) -> pd.DataFrame:
+        """The feature frame of `rows`, from a dot model and aggregates fitted on `fit_rows`."""
+        pu, bu = dot.embeddings("user", rows["user_id"])
+        qi, bi = dot.embeddings("item", rows["item_id"])
+        k = pu.shape[1]
+        cols = {"dot_pred": dot.predict(rows), "user_bias": bu, "item_bias": bi}
+        cols |= {f"u{j}": pu[:, j] for j in range(k)} | {f"i{j}": qi[:, j] for j in range(k)}
+        X = pd.DataFrame(cols, index=rows.index)
+        side = join_side(rows, self.side.users, self.side.items)
+        for c in CATEGORICAL:
+            if c in side:
+                X[c] = pd.Categorical(side[c], categories=self.categories_[c])
+        for c in ("age", "year", "t_years", "movie_age"):
+            if c in side:
+                X[c] = side[c].to_numpy(dtype=float)
+        multi = self._item_genres(rows["item_id"])
+        for g, n in self.genres_.items():
+            X[f"g_{n}"] = multi[:, n]
+        X["genre_affinity"] = self._genre_affinity(fit_rows, rows, multi)
+        return pd.concat([X, aggregates(fit_rows, rows)], axis=1)
+
+    def _item_genres(self, item_ids) -> np.ndarray:
+        items = self.side.items["item_id"].to_numpy()
+        order = np.argsort(items)
+        q = np.asarray(item_ids)
+        pos = order[np.minimum(np.searchsorted(items, q, sorter=order), len(items) - 1)]
+        return self.genre_matrix_[pos] * (items[pos] == q)[:, None]
+
+    def _genre_affinity(self, fit_rows: pd.DataFrame, rows: pd.DataFrame, multi: np.ndarray,
+                        damping: float = 5.0) -> np.ndarray:
+        """How much more than usual the user likes the item's genres, from `fit_rows` (damped means)."""
+        users, u = np.unique(fit_rows["user_id"].to_numpy(), return_inverse=True)
+        r = fit_rows["rating"].to_numpy(np.float64)
+        resid = r - (np.bincount(u, r) / np.bincount(u))[u]
+        G = self._item_genres(fit_rows["item_id"])
+        sums = np.zeros((len(users), G.shape[1]))
+        counts = np.zeros_like(sums)
+        np.add.at(sums, u, G * resid[:, None])
+        np.add.at(counts, u, G)
+        aff = sums / (counts + damping)
+        pos = np.searchsorted(users, rows["user_id"].to_numpy())
+        pos_c = np.minimum(pos, len(users) - 1)
+        known = users[pos_c] == rows["user_id"].to_numpy()
+        n_g = multi.sum(1)
+        score = (aff[pos_c] * multi).sum(1) / np.maximum(n_g, 1)
+        return np.where(known & (n_g > 0), score, np.nan)
+
+    def _side_vocab(self) -> None:
+        """Category lists and the genre multi-hot, from the side tables (no ratings involved)."""
+        users, items = self.side.users, self.side.items
+        uside = join_side(pd.DataFrame({"user_id": users["user_id"], "item_id": items["item_id"].iloc[0]}),
+                          users, items)
+        self.categories_ = {c: sorted(uside[c].dropna().unique().tolist()) for c in CATEGORICAL if c in uside}
+        self.genres_ = {g: n for n, g in enumerate(sorted({g for gs in items["genres"] for g in gs}))}
+        self._genre_matrix()
+
+    def _genre_matrix(self) -> None:
+        self.genre_matrix_ = np.zeros((len(self.side.items), len(self.genres_)), dtype=np.float32)
+        for r, gs in enumerate(self.side.items["genres"]):
+            self.genre_matrix_[r, [self.genres_[g] for g in gs if g in self.genres_]] = 1.0
+
+    def training_features(self, train: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+        """Nested out-of-fold features of the training rows, and the bookkeeping of who saw what."""
+        c: GBMConfig = self.config  # type: ignore[assignment]
+        rng = np.random.default_rng(c.seed)
+        inner = np.empty(len(train), dtype=np.int64)
+        inner[rng.permutation(len(train))] = np.arange(len(train)) % c.inner_folds
+        parts, seen = [], []
+        for j in range(c.inner_folds):
+            fit_rows, rows = train[inner != j], train[inner == j]
+            parts.append(self.features(rows, self._dot(fit_rows), fit_rows))
+            seen.append({"fit_ids": fit_rows["id"].to_numpy() if "id" in fit_rows else fit_rows.index.to_numpy(),
+                         "featurized_ids": rows["id"].to_numpy() if "id" in rows else rows.index.to_numpy()})
+        return pd.concat(parts).loc[train.index], {"inner": seen, "inner_fold": inner}
+
+    def fit(self, train: pd.DataFrame) -> GBMModel:
+        c: GBMConfig = self.config  # type: ignore[assignment]
+        self._side_vocab()
+        X, prov = self.training_features(train)
+        y = train["rating"].to_numpy(np.float64)
+        rng = np.random.default_rng(c.seed + 1)
+        valid = np.zeros(len(train), dtype=bool)
+        valid[rng.permutation(len(train))[: round(len(train) * c.valid_frac)]] = True
+        params = {"objective": "regression", "metric": "rmse", "learning_rate": c.learning_rate,
+                  "num_leaves": c.num_leaves, "min_data_in_leaf": c.min_data_in_leaf,
+                  "feature_fraction": c.feature_fraction, "bagging_fraction": c.bagging_fraction, "bagging_freq": 1,
+                  "lambda_l2": c.lambda_l2, "seed": c.seed, "deterministic": True, "force_row_wise": True,
+                  "num_threads": c.num_threads, "verbosity": -1}
+        dtrain = lgb.Dataset(X[~valid], y[~valid], free_raw_data=False)
+        dvalid = lgb.Dataset(X[valid], y[valid], reference=dtrain)
+        self.booster = lgb.train(params, dtrain, num_boost_round=c.max_rounds, valid_sets=[dvalid],
+                                 valid_names=["early_stop"],
+                                 callbacks=[lgb.early_stopping(c.early_stopping, verbose=False),
+                                            lgb.log_evaluation(0)])
+        self.dot_ = self._dot(train)
+        self.fit_rows_ = train[["user_id", "item_id", "rating"]].reset_index(drop=True)
+        self.provenance_ = {**prov, "outer_fit_ids": train["id"].to_numpy() if "id" in train else None,
+                            "early_stop_ids": train["id"].to_numpy()[valid] if "id" in train else None}
+        log.debug("gbm: %d rounds, early-stop rmse %.4f", self.booster.best_iteration,
+                  self.booster.best_score["early_stop"]["rmse"])
+        return self
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        X = self.features(df, self.dot_, self.fit_rows_)
+        p = self.booster.predict(X, num_iteration=self.booster.best_iteration)
+        return np.clip(p, *self.side.rating_scale)
+
+    def importance(self) -> pd.Series:
+        """Total gain of each feature."""
+        return pd.Series(self.booster.feature_importance("gain"), index=self.booster.feature_name())
+
+    def save(self, path: Path) -> None:
+        """`fold<k>.txt` (the booster), `fold<k>.dot.pt`, `fold<k>.rows.parquet`, `fold<k>.meta.json`."""
+        stem = path.with_suffix("")
+        self.dot_.save(stem.with_suffix(".dot.pt"))
+        with atomic_path(stem.with_suffix(".rows.parquet")) as tmp:
+            self.fit_rows_.to_parquet(tmp, index=False)
+        write_json({"config": self.config.to_dict(), "categories": self.categories_, "genres": self.genres_},
+                   stem.with_suffix(".meta.json"))
+        with atomic_path(path) as tmp:
+            self.booster.save_model(str(tmp), num_iteration=self.booster.best_iteration)
+
+    @classmethod
+    def load(cls, path: Path, side: SideInfo) -> GBMModel:
+        stem = path.with_suffix("")
+        meta = json.loads(stem.with_suffix(".meta.json").read_text())
+        m = cls(cls.config_cls.from_dict(meta["config"]), side)
+        m.categories_, m.genres_ = meta["categories"], meta["genres"]
+        m._genre_matrix()
+        m.dot_ = DotModel.load(stem.with_suffix(".dot.pt"), side)
+        m.fit_rows_ = pd.read_parquet(stem.with_suffix(".rows.parquet"))
+        m.booster = lgb.Booster(model_file=str(path))
+        return m
+
+
+__all__ = ["DotConfig", "GBMConfig", "GBMModel", "aggregates"]

@@ -1,0 +1,189 @@
+"""The neural entity-embedding model (Wide & Deep style), registered as `nn`.
+
+Every categorical input (user, item, gender, occupation, age bucket, zip region and zip3,
+release decade) gets a learned embedding sized by fastai's rule; genres go through a mean
+`EmbeddingBag`. The deep part is an MLP over the embeddings concatenated with the raw
+categorical data (one-hot of the small fields, genre multi-hot) and the scaled numeric fields
+(age, release year, rating date, movie age at rating). The wide part is a linear term: one
+learned bias per category of each field, plus a linear map of the dense block. Their sum is
+squashed into `y_range` by a sigmoid. As in DeepFM, a factorisation-machine term (the dot
+product of separate user and item factors, `fm_factors` wide) is added to the logit: an MLP
+learns multiplicative user-item interactions poorly, the dot product learns them directly.
+
+Cold start: an unseen user or item maps to index 0 of its table (zero embedding, zero bias),
+while its side features still flow, so an unseen movie is predicted from its genres and year
+and an unseen user from their demographics. During training a small share of rows
+(`id_dropout`) have their user or item id hidden in the same way, so the network learns what to
+do with the unknown slot instead of meeting it for the first time at test time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from cfblend.features import SideEncoder, emb_size
+from cfblend.io import atomic_path
+from cfblend.models.base import Model, ModelConfig, SideInfo
+from cfblend.torch_utils import resolve_device, seed_everything, train_minibatch
+
+
+@dataclass
+class NNConfig(ModelConfig):
+    """Hyper-parameters of the entity-embedding network."""
+
+    use_side: bool = True
+    layers: tuple[int, ...] = (128, 64)
+    dropout: float = 0.3
+    emb_dropout: float = 0.0
+    batch_norm: bool = True
+    emb_scale: float = 1.0  # multiplies the emb_sz_rule widths
+    emb_wd: float = 0.02  # per-rating L2 on the embedding rows and biases used
+    fm_factors: int = 20  # width of the user·item factorisation-machine term (0 = none)
+    fm_wd: float = 0.12  # per-rating L2 on the FM factors used
+    id_dropout: float = 0.05  # share of training rows whose user / item id is hidden (trains the cold-start slot)
+    wd: float = 0.01  # decoupled (AdamW) weight decay on the MLP weights
+    epochs: int = 10
+    lr: float = 5e-3
+    batch_size: int = 1024
+    y_range: tuple[float, float] = (0.0, 5.5)
+    device: str = "auto"
+
+
+class EntityEmbeddingNet(nn.Module):
+    """Embeddings + raw categorical + numerics -> MLP (deep), plus per-category biases (wide)."""
+
+    def __init__(self, cardinalities: list[int], n_genres: int, n_dense: int, c: NNConfig, global_logit: float):
+        super().__init__()
+        widths = [max(2, round(emb_size(n) * c.emb_scale)) for n in cardinalities]
+        self.embeds = nn.ModuleList(nn.Embedding(n, w, padding_idx=0) for n, w in zip(cardinalities, widths,
+                                                                                       strict=True))
+        self.biases = nn.ModuleList(nn.Embedding(n, 1, padding_idx=0) for n in cardinalities)
+        self.genre_bag = nn.EmbeddingBag(n_genres + 1, emb_size(n_genres + 1), mode="mean", padding_idx=0) \
+            if n_genres else None
+        self.genre_bias = nn.EmbeddingBag(n_genres + 1, 1, mode="mean", padding_idx=0) if n_genres else None
+        for e in [*self.embeds, *( [self.genre_bag] if self.genre_bag else [])]:
+            nn.init.normal_(e.weight, 0.0, 0.01)
+            with torch.no_grad():
+                e.weight[0].zero_()
+        for b in [*self.biases, *([self.genre_bias] if self.genre_bias else [])]:
+            nn.init.zeros_(b.weight)
+        self.emb_drop = nn.Dropout(c.emb_dropout) if c.emb_dropout else nn.Identity()
+        self.dense_norm = nn.BatchNorm1d(n_dense) if (n_dense and c.batch_norm) else nn.Identity()
+        width = sum(widths) + (self.genre_bag.embedding_dim if self.genre_bag else 0) + n_dense
+        blocks: list[nn.Module] = []
+        for h in c.layers:
+            blocks += [nn.Linear(width, h), nn.ReLU()]
+            if c.batch_norm:
+                blocks.append(nn.BatchNorm1d(h))
+            blocks.append(nn.Dropout(c.dropout))
+            width = h
+        blocks.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*blocks)
+        self.wide_dense = nn.Linear(n_dense, 1, bias=False) if n_dense else None
+        self.fm_user = nn.Embedding(cardinalities[0], c.fm_factors, padding_idx=0) if c.fm_factors else None
+        self.fm_item = nn.Embedding(cardinalities[1], c.fm_factors, padding_idx=0) if c.fm_factors else None
+        for e in (self.fm_user, self.fm_item):
+            if e is not None:
+                nn.init.normal_(e.weight, 0.0, 0.01)
+                with torch.no_grad():
+                    e.weight[0].zero_()
+        self.global_bias = nn.Parameter(torch.tensor(float(global_logit)))
+        self.y_range = c.y_range
+
+    def forward(self, cats: torch.Tensor, genres: torch.Tensor, dense: torch.Tensor):
+        """Predictions, the embedding rows and biases used, and the FM factors (for the per-rating L2)."""
+        embs = [e(cats[:, j]) for j, e in enumerate(self.embeds)]
+        bias = torch.cat([b(cats[:, j]) for j, b in enumerate(self.biases)], 1)
+        if self.genre_bag is not None:
+            embs.append(self.genre_bag(genres))
+            bias = torch.cat([bias, self.genre_bias(genres)], 1)
+        used = torch.cat(embs, 1)
+        d = self.dense_norm(dense) if dense.shape[1] else dense
+        x = self.mlp(torch.cat([self.emb_drop(used), d], 1))[:, 0] + bias.sum(1) + self.global_bias
+        if self.wide_dense is not None:
+            x = x + self.wide_dense(d)[:, 0]
+        fm = torch.zeros_like(x[:, None])
+        if self.fm_user is not None:
+            pu, qi = self.fm_user(cats[:, 0]), self.fm_item(cats[:, 1])
+            x = x + (pu * qi).sum(1)
+            fm = torch.cat([pu, qi], 1)
+        lo, hi = self.y_range
+        return lo + (hi - lo) * torch.sigmoid(x), used, bias, fm
+
+
+class EntityEmbeddingModel(Model):
+    """`nn`: entity embeddings of ids and side features through an MLP, with a wide linear part."""
+
+    config_cls = NNConfig
+    suffix = ".pt"
+
+    def _tensors(self, df: pd.DataFrame, dev: torch.device) -> list[torch.Tensor]:
+        enc = self.encoder.transform(df, self.side.users, self.side.items)
+        return [torch.as_tensor(enc["cats"], device=dev), torch.as_tensor(enc["genres"], device=dev),
+                torch.as_tensor(enc["dense"], device=dev)]
+
+    def _build(self, global_logit: float = 0.0) -> EntityEmbeddingNet:
+        c: NNConfig = self.config  # type: ignore[assignment]
+        return EntityEmbeddingNet(self.encoder.cardinalities, len(self.encoder.genre_vocab), self.encoder.n_dense,
+                                  c, global_logit)
+
+    def fit(self, train: pd.DataFrame) -> EntityEmbeddingModel:
+        c: NNConfig = self.config  # type: ignore[assignment]
+        gen = seed_everything(c.seed)
+        dev = resolve_device(c.device)
+        self.encoder = SideEncoder(use_side=c.use_side).fit(train, self.side.users, self.side.items)
+        lo, hi = c.y_range
+        frac = min(max((float(train["rating"].mean()) - lo) / (hi - lo), 1e-3), 1 - 1e-3)
+        self.net = self._build(math.log(frac / (1 - frac))).to(dev)
+        cats, genres, dense = self._tensors(train, dev)
+        y = torch.tensor(train["rating"].to_numpy(np.float32), device=dev)
+
+        def step_loss(batch):
+            bc, bg, bd, by = batch
+            if c.id_dropout:
+                hide = torch.rand(bc.shape[0], 2, device=bc.device) < c.id_dropout
+                bc = torch.cat([bc[:, :2].masked_fill(hide, 0), bc[:, 2:]], 1)
+            pred, used, bias, fm = self.net(bc, bg, bd)
+            return (torch.mean((pred - by) ** 2) + c.emb_wd * (used.pow(2).sum(1) + bias.pow(2).sum(1)).mean()
+                    + c.fm_wd * fm.pow(2).sum(1).mean())
+
+        self.net.train()
+        decay = [p for n, p in self.net.named_parameters() if n.startswith(("mlp", "wide_dense")) and p.dim() > 1]
+        rest = [p for p in self.net.parameters() if all(p is not q for q in decay)]
+        groups = [{"params": decay, "weight_decay": c.wd}, {"params": rest, "weight_decay": 0.0}]
+        train_minibatch(step_loss, groups, [cats, genres, dense, y], epochs=c.epochs, batch_size=c.batch_size,
+                        lr=c.lr, generator=gen, optimizer="adamw", desc="nn epochs")
+        self.net.eval()
+        return self
+
+    @torch.no_grad()
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        dev = self.net.global_bias.device
+        cats, genres, dense = self._tensors(df, dev)
+        step = 65536
+        out = [self.net(cats[s:s + step], genres[s:s + step], dense[s:s + step])[0] for s in range(0, len(df), step)]
+        p = torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
+        return np.clip(p, *self.side.rating_scale)
+
+    def save(self, path: Path) -> None:
+        state = {"config": self.config.to_dict(), "encoder": self.encoder.to_dict(),
+                 "net": {k: v.cpu() for k, v in self.net.state_dict().items()}}
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+    @classmethod
+    def load(cls, path: Path, side: SideInfo) -> EntityEmbeddingModel:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        m = cls(cls.config_cls.from_dict(state["config"]), side)
+        m.encoder = SideEncoder.from_dict(state["encoder"])
+        m.net = m._build()
+        m.net.load_state_dict(state["net"])
+        m.net.to(resolve_device(m.config.device)).eval()  # type: ignore[attr-defined]
+        return m

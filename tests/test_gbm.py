@@ -1,0 +1,95 @@
+"""LightGBM on embeddings: the fold-safety rule, deterministic features, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfblend.cache import ModelCache
+from cfblend.models import make_model
+from cfblend.models.gbm import GBMModel, aggregates
+from cfblend.runner import side_info
+from cfblend.scoring import rmse
+
+FAST = {"inner_folds": 3, "max_rounds": 60, "early_stopping": 10, "min_data_in_leaf": 20,
+        "dot": {"epochs": 4, "batch_size": 256, "lr": 0.01, "device": "cpu"}}
+
+
+@pytest.fixture
+def gbm_setup(comp_env, tmp_path):
+    comp, folds, _ = comp_env
+    model = make_model("gbm", side_info(comp), FAST)
+    model.cache = ModelCache(tmp_path / "cache")
+    return comp, folds, model
+
+
+def test_no_training_row_feature_comes_from_its_own_rating(gbm_setup):
+    comp, folds, model = gbm_setup
+    train, held_out = comp.train[folds != 0], comp.train[folds == 0]
+    model.fit(train)
+    prov = model.provenance_
+    ids = set(train["id"])
+    featurized = [set(p["featurized_ids"]) for p in prov["inner"]]
+    assert sum(len(f) for f in featurized) == len(ids) and set().union(*featurized) == ids  # a partition
+    for p in prov["inner"]:  # the model that describes a row never saw it
+        assert not set(p["fit_ids"]) & set(p["featurized_ids"])
+        assert set(p["fit_ids"]) | set(p["featurized_ids"]) == ids
+    assert set(prov["outer_fit_ids"]) == ids and not ids & set(held_out["id"])  # outer model never saw held-out
+    assert set(prov["early_stop_ids"]) <= ids  # early stopping never looks at the held-out fold
+
+    # Direct check: changing a training row's rating leaves that row's own features unchanged.
+    X, _ = model.training_features(train)
+    row = train.index[5]
+    poisoned = train.copy()
+    poisoned.loc[row, "rating"] = 1.0 if train.loc[row, "rating"] > 3 else 5.0
+    X2, _ = model.training_features(poisoned)
+    pd.testing.assert_series_equal(X.loc[row], X2.loc[row])
+    assert not X.drop(index=row).equals(X2.drop(index=row))  # ...while other rows do see it
+
+
+def test_features_are_identical_for_identical_inputs(gbm_setup):
+    comp, folds, model = gbm_setup
+    train = comp.train[folds != 1]
+    model._side_vocab()
+    a, _ = model.training_features(train)
+    b, _ = model.training_features(train.copy())
+    pd.testing.assert_frame_equal(a, b)
+    assert {"dot_pred", "user_bias", "item_bias", "u0", "i0", "user_count", "item_mean", "genre_affinity"} <= set(a)
+
+
+def test_aggregates_use_only_the_fit_rows():
+    fit = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [7, 8, 7], "rating": [4.0, 2.0, 5.0]})
+    rows = pd.DataFrame({"user_id": [1, 3], "item_id": [7, 9]})
+    a = aggregates(fit, rows)
+    assert a["user_count"].tolist() == [2, 0] and a["user_mean"].iloc[0] == 3.0 and np.isnan(a["user_mean"].iloc[1])
+    assert a["item_count"].tolist() == [2, 0] and a["item_mean"].iloc[0] == 4.5
+    assert a["item_popularity"].iloc[0] == pytest.approx(2 / 3)
+
+
+def test_gbm_learns_and_round_trips(gbm_setup, tmp_path):
+    comp, folds, model = gbm_setup
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    p = model.fit(fit).predict(val)
+    assert rmse(val["rating"], p) < rmse(val["rating"], np.full(len(val), fit["rating"].mean()))
+    model.save(tmp_path / "m" / "fold0.txt")
+    again = GBMModel.load(tmp_path / "m" / "fold0.txt", side_info(comp))
+    np.testing.assert_allclose(again.predict(val), p)
+    assert model.importance().index.tolist() == model.booster.feature_name()
+
+
+def test_outer_dot_model_is_shared_with_the_dot_runner(comp_env, tmp_path):
+    from cfblend.models import model_config
+    from cfblend.runner import train_cv
+
+    comp, folds, paths = comp_env
+    dot = {"epochs": 3, "batch_size": 256, "device": "cpu"}
+    train_cv("dot", comp, folds, paths, overrides=dot)
+    cached = {p.name for p in (paths.output / "cache" / "DotModel").iterdir()}
+    assert len(cached) == 3  # one per fold
+    model = make_model("gbm", side_info(comp), {**FAST, "dot": dot})
+    model.cache = ModelCache(paths.output / "cache")
+    assert model_config("dot", dot).epochs == 3
+    model.fit(comp.train[folds != 0])
+    after = {p.name for p in (paths.output / "cache" / "DotModel").iterdir()}
+    assert len(after - cached) == 3  # only the inner models were fitted; the outer one came from the cache
