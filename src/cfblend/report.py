@@ -8,8 +8,8 @@ import pandas as pd
 
 from cfblend.analysis import cold_start_table, test_predictions
 from cfblend.competition import Competition
-from cfblend.io import write_csv, write_text
 from cfblend.folds import read_folds
+from cfblend.io import write_csv, write_text
 from cfblend.leaderboard import build_leaderboard, to_markdown, write_leaderboard
 from cfblend.models import BASELINES, REGISTRY
 from cfblend.paths import Paths

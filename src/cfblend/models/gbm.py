@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ class GBMModel(Model):
                 X[c] = side[c].to_numpy(dtype=float)
         multi = self._item_genres(rows["item_id"])
         for g, n in self.genres_.items():
-            X[f"g_{n}"] = multi[:, n]
+            X["genre_" + re.sub(r"\W", "_", g)] = multi[:, n]
         X["genre_affinity"] = self._genre_affinity(fit_rows, rows, multi)
         return pd.concat([X, aggregates(fit_rows, rows)], axis=1)
 
