@@ -10,11 +10,12 @@ K       ?= 5
 SEED    ?= 42
 DEVICE  ?= auto
 MODEL   ?= dot
-MODELS  ?= dot nn gbm
+MODELS  ?= global_mean biases dot nn nn_ids gbm
 SET     ?=
 DATA_DIR ?=
 SUB     ?= $(OUT)/submission.csv
 FORCE   ?=
+BLEND   ?= auto
 
 CLI = $(PYTHON) scripts/cfblend.py --dataset $(DATASET) --split "$(SPLIT)" --input $(INPUT) --output $(OUT) --seed $(SEED)
 comma := ,
@@ -23,7 +24,7 @@ space := $(empty) $(empty)
 OVERWRITE = $(if $(FORCE),--overwrite,)
 SETARGS = $(if $(SET),--set $(SET),)
 
-.PHONY: help install data competition folds train score report all ablation test lint clean
+.PHONY: help install data competition folds train score blend report all ablation test lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,11 +48,15 @@ train:  ## cross-validated training of MODEL (SET="key=value ...", FORCE=1 to re
 score:  ## Public/Private RMSE of SUB
 	$(CLI) score --sub $(SUB)
 
+blend:  ## blend every trained model's OOF predictions (BLEND=auto|linear|hill|fwls) -> OUT/submission.csv
+	$(CLI) blend --method $(BLEND)
+
 report:  ## leaderboard of every trained model -> OUT/leaderboard.{csv,md}
 	$(CLI) report
 
 all: data competition folds  ## data, competition, folds, every model, report
 	$(CLI) train --model $(subst $(space),$(comma),$(strip $(MODELS))) --device $(DEVICE) $(OVERWRITE)
+	$(CLI) blend --models $(subst $(space),$(comma),$(strip $(MODELS))) --method $(BLEND)
 	$(CLI) report
 
 ablation:  ## nn with and without side features -> OUT/ablation_side_features.md

@@ -111,6 +111,13 @@ def cmd_score(args) -> None:
     print(f"Public RMSE  {s['public_rmse']:.5f}\nPrivate RMSE {s['private_rmse']:.5f}")
 
 
+def cmd_blend(args) -> None:
+    from cfblend.blend import BlendConfig, run_blend
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    run_blend(_competition(args), _paths(args), BlendConfig(models=models, method=args.method))
+
+
 def cmd_report(args) -> None:
     from cfblend.report import run_report
 
@@ -141,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--overwrite", action="store_true")
     s = sub.add_parser("score", help="Public/Private RMSE of a submission file")
     s.add_argument("--sub", required=True)
+    s = sub.add_parser("blend", help="blend OOF predictions into submission.csv")
+    s.add_argument("--models", default="", help="comma separated; default: every trained model")
+    s.add_argument("--method", default="auto", choices=["auto", "linear", "hill", "fwls"])
     sub.add_parser("report", help="leaderboard of every trained model")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -150,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         {"data": cmd_data, "competition": cmd_competition, "folds": cmd_folds, "train": cmd_train,
-         "score": cmd_score, "report": cmd_report}[args.cmd](args)
+         "score": cmd_score, "blend": cmd_blend, "report": cmd_report}[args.cmd](args)
     except (DataError, SubmissionError, ArtifactConflict, FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 1

@@ -14,7 +14,7 @@ from cfblend.scoring import score_predictions
 log = logging.getLogger(__name__)
 
 COLUMNS = ["model", "cv_rmse_mean", "cv_rmse_std", "oof_rmse", "public_rmse", "private_rmse", "test_rmse",
-           "fit_seconds"]
+           "fit_seconds", "weight"]
 
 
 def model_row(paths: Paths, name: str, solution: pd.DataFrame) -> dict:
@@ -26,8 +26,15 @@ def model_row(paths: Paths, name: str, solution: pd.DataFrame) -> dict:
 
 
 def build_leaderboard(paths: Paths, solution: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """Rows for `names`, sorted best first by Private RMSE (Kaggle's final standing)."""
-    rows = [model_row(paths, n, solution) for n in names]
+    """Rows for `names` (and the blend, if made), sorted best first by Private RMSE (Kaggle's final standing).
+
+    `weight` is each model's weight in the blend (at the average row, for a feature-weighted blend).
+    """
+    weights = {}
+    if paths.scores("blend").exists() and paths.test("blend").exists():
+        weights = read_json(paths.scores("blend"))["weights"]
+        names = [*names, "blend"]
+    rows = [{**model_row(paths, n, solution), "weight": weights.get(n, np.nan)} for n in names]
     return pd.DataFrame(rows, columns=COLUMNS).sort_values("private_rmse", kind="stable").reset_index(drop=True)
 
 

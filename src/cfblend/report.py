@@ -32,7 +32,7 @@ def run_report(comp: Competition, paths: Paths) -> pd.DataFrame:
     board = build_leaderboard(paths, solution, trained_models(paths))
     write_leaderboard(board, paths, f"Leaderboard: {comp.name}")
     log.info("leaderboard (%s):\n%s", comp.name, board.to_string(index=False, float_format="%.4f"))
-    preds = test_predictions(paths, list(board["model"]), solution["id"])
+    preds = test_predictions(paths, list(board["model"]), solution["id"])  # the blend included
     cold = cold_start_table(comp, solution, preds)
     write_csv(cold, paths.output / "cold_start.csv")
     log.info("test RMSE on cold-start rows:\n%s", cold.to_string(index=False, float_format="%.4f"))

@@ -1,0 +1,73 @@
+"""The blend: weights, honest CV, alignment checks, and a checked submission."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfblend.blend import BlendConfig, fit_hill, fit_linear, load_predictions, run_blend
+from cfblend.io import read_json
+from cfblend.runner import train_cv
+from cfblend.scoring import rmse
+
+FAST = {"epochs": 3, "batch_size": 256, "device": "cpu"}
+
+
+def test_linear_weights_are_non_negative_with_free_intercept():
+    rng = np.random.default_rng(0)
+    y = rng.normal(3.5, 1, 2000)
+    good, noisy, anti = y + rng.normal(0, 0.3, 2000), y + rng.normal(0, 0.8, 2000), -y + rng.normal(0, 0.1, 2000)
+    w, b = fit_linear(np.column_stack([good, noisy, anti]), y)
+    assert (w >= 0).all() and w[2] == 0 and w[0] > w[1]
+    biased = np.column_stack([good - 1.0])  # predicts a star too low: the intercept corrects it
+    w, b = fit_linear(biased, y)
+    assert b > 0.9 and (biased @ w + b).mean() == pytest.approx(y.mean(), abs=1e-6)
+
+
+def test_hill_climbing_picks_the_best_model_with_replacement():
+    rng = np.random.default_rng(1)
+    y = rng.normal(3.5, 1, 1000)
+    X = np.column_stack([y + rng.normal(0, 0.2, 1000), y + rng.normal(0, 2.0, 1000)])
+    w, b = fit_hill(X, y, steps=20)
+    assert w.sum() == pytest.approx(1.0) and w[0] > 0.9 and b == 0.0
+
+
+def test_blend_is_honest_and_writes_a_checked_submission(comp_env):
+    comp, folds, paths = comp_env
+    for m in ("dot", "biases", "global_mean"):
+        train_cv(m, comp, folds, paths, overrides=FAST if m == "dot" else None)
+    s = run_blend(comp, paths, BlendConfig(method="linear"))
+    assert set(s["weights"]) == {"dot", "biases", "global_mean"}
+    X, _, f = load_predictions(paths, comp, list(s["weights"]))
+    y = comp.train["rating"].to_numpy(float)
+    # Honest: fold 0's blend predictions come from weights fit without fold 0.
+    w, b = fit_linear(X[f != 0], y[f != 0])
+    oof = pd.read_parquet(paths.oof("blend"))
+    np.testing.assert_allclose(oof["pred"][f == 0], np.clip(X[f == 0] @ w + b, 1, 5))
+    assert s["oof_rmse"] == pytest.approx(rmse(y, oof["pred"]))
+    sub = pd.read_csv(paths.output / "submission.csv")
+    sample = pd.read_csv(paths.competition(comp.name) / "sample_submission.csv")
+    assert list(sub.columns) == ["id", "rating"] and sub["id"].tolist() == sample["id"].tolist()
+    assert sub["rating"].between(1, 5).all() and not sub["rating"].isna().any()
+    assert read_json(paths.scores("blend"))["method"] == "linear"
+
+
+def test_auto_uses_the_stacker_only_when_it_wins_honestly(comp_env):
+    comp, folds, paths = comp_env
+    for m in ("dot", "biases"):
+        train_cv(m, comp, folds, paths, overrides=FAST if m == "dot" else None)
+    s = run_blend(comp, paths, BlendConfig(method="auto"))
+    assert s["method"] == min(s["cv_by_method"], key=s["cv_by_method"].get)
+    assert s["cv_rmse_mean"] == pytest.approx(s["cv_by_method"][s["method"]])
+
+
+def test_missing_or_misaligned_predictions_are_clear_errors(comp_env):
+    comp, folds, paths = comp_env
+    with pytest.raises(FileNotFoundError, match=r"oof/dot\.parquet missing"):
+        load_predictions(paths, comp, ["dot"])
+    train_cv("biases", comp, folds, paths)
+    test = pd.read_parquet(paths.test("biases"))
+    test.iloc[:-1].to_parquet(paths.test("biases"))
+    with pytest.raises(ValueError, match=r"test/biases\.parquet is not aligned"):
+        load_predictions(paths, comp, ["biases"])
