@@ -16,6 +16,7 @@ DATA_DIR ?=
 SUB     ?= $(OUT)/submission.csv
 FORCE   ?=
 BLEND   ?= auto
+COMP    ?=
 
 CLI = $(PYTHON) scripts/cfblend.py --dataset $(DATASET) --split "$(SPLIT)" --input $(INPUT) --output $(OUT) --seed $(SEED)
 comma := ,
@@ -24,7 +25,7 @@ space := $(empty) $(empty)
 OVERWRITE = $(if $(FORCE),--overwrite,)
 SETARGS = $(if $(SET),--set $(SET),)
 
-.PHONY: help install data competition folds train score blend report all ablation test lint clean
+.PHONY: help install data competition folds train score blend report all ablation kernel kernel-push submit screenshot test lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -62,6 +63,18 @@ all: data competition folds  ## data, competition, folds, every model, report
 ablation:  ## nn with and without side features -> OUT/ablation_side_features.md
 	$(CLI) train --model nn,nn_ids --device $(DEVICE) $(OVERWRITE)
 	$(CLI) report
+
+kernel:  ## build kernel/ (kernel-metadata.json + one self-contained script); KAGGLE_USERNAME sets the id
+	$(CLI) kernel --out kernel
+
+kernel-push: kernel  ## kaggle kernels push -p kernel (needs Kaggle credentials)
+	$(CLI) kernel-push --out kernel
+
+submit:  ## kaggle competitions submit COMP=<slug> -f OUT/submission.csv (needs Kaggle credentials)
+	$(CLI) submit --comp "$(COMP)"
+
+screenshot:  ## render OUT/report.html in headless Chromium -> OUT/report.png
+	$(PYTHON) scripts/screenshot_report.py $(OUT)/report.html $(OUT)/report.png
 
 test:  ## lint, then the test suite
 	$(PYTHON) -m ruff check src tests scripts

@@ -124,6 +124,37 @@ def cmd_report(args) -> None:
     run_report(_competition(args), _paths(args))
 
 
+def cmd_all(args) -> None:
+    from cfblend.pipeline import DEFAULT_MODELS, run_pipeline
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] or list(DEFAULT_MODELS)
+    run_pipeline(args.dataset, _split(args), _paths(args), models=models, k=args.k, seed=args.seed)
+
+
+def cmd_kernel(args) -> None:
+    from cfblend.kaggle_kernel import build_kernel
+
+    build_kernel(args.out, dataset=args.dataset, split=_split(args))
+
+
+def cmd_kernel_push(args) -> None:
+    from cfblend.kaggle_cli import push_kernel
+
+    push_kernel(args.out)
+
+
+def cmd_submit(args) -> None:
+    from cfblend.io import read_json
+    from cfblend.kaggle_cli import submit
+
+    paths = _paths(args)
+    message = "cfblend"
+    if paths.scores("blend").exists():
+        b = read_json(paths.scores("blend"))
+        message = f"blend of {', '.join(b['weights'])} ({b['method']}), CV RMSE {b['cv_rmse_mean']:.4f}"
+    submit(args.comp, args.file or paths.output / "submission.csv", message)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse arguments, run one step, turn known failures into one clear line."""
     p = argparse.ArgumentParser(prog="cfblend", description=__doc__)
@@ -152,16 +183,28 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--models", default="", help="comma separated; default: every trained model")
     s.add_argument("--method", default="auto", choices=["auto", "linear", "hill", "fwls"])
     sub.add_parser("report", help="leaderboard of every trained model")
+    s = sub.add_parser("all", help="every step in one process (what the Kaggle kernel runs)")
+    s.add_argument("--models", default="")
+    s.add_argument("--k", type=int, default=5)
+    s = sub.add_parser("kernel", help="build the Kaggle kernel folder")
+    s.add_argument("--out", default="kernel")
+    s = sub.add_parser("kernel-push", help="kaggle kernels push")
+    s.add_argument("--out", default="kernel")
+    s = sub.add_parser("submit", help="kaggle competitions submit")
+    s.add_argument("--comp", default="")
+    s.add_argument("--file", default="")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from cfblend.kaggle_cli import KaggleError
     from cfblend.runner import ArtifactConflict
     from cfblend.scoring import SubmissionError
 
     try:
         {"data": cmd_data, "competition": cmd_competition, "folds": cmd_folds, "train": cmd_train,
-         "score": cmd_score, "blend": cmd_blend, "report": cmd_report}[args.cmd](args)
-    except (DataError, SubmissionError, ArtifactConflict, FileNotFoundError, ValueError) as e:
+         "score": cmd_score, "blend": cmd_blend, "report": cmd_report, "all": cmd_all, "kernel": cmd_kernel,
+         "kernel-push": cmd_kernel_push, "submit": cmd_submit}[args.cmd](args)
+    except (DataError, SubmissionError, ArtifactConflict, KaggleError, FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 1
     return 0

@@ -23,7 +23,7 @@ def trained_models(paths: Paths) -> list[str]:
     return [n for n in REGISTRY if paths.scores(n).exists() and paths.test(n).exists()]
 
 
-def run_report(comp: Competition, paths: Paths) -> pd.DataFrame:
+def run_report(comp: Competition, paths: Paths, html: bool = True) -> pd.DataFrame:
     """Score every trained model (and the baselines) against the hidden solution."""
     folds = read_folds(paths.folds, comp.train)
     for name in BASELINES:
@@ -43,6 +43,10 @@ def run_report(comp: Competition, paths: Paths) -> pd.DataFrame:
         abl.insert(1, "side_features", ["yes", "no (ids only)"])
         write_text(to_markdown(abl, f"Ablation: nn with and without side features ({comp.name})"),
                    paths.output / "ablation_side_features.md")
+    if html:
+        from cfblend.report_html import write_report_html
+
+        write_report_html(comp, paths, board, cold, solution, preds)
     return board
 
 
