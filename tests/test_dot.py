@@ -74,3 +74,26 @@ def test_unknown_config_keys_are_refused(comp_env):
     comp, _, _ = comp_env
     with pytest.raises(ValueError, match="unknown keys"):
         make_model("dot", side_info(comp), {"factor": 3})
+
+
+def test_fused_trainer_matches_autograd(comp_env):
+    comp, _, _ = comp_env
+    fused = make_model("dot", side_info(comp), {**FAST, "trainer": "fused"}).fit(comp.train)
+    ref = make_model("dot", side_info(comp), {**FAST, "trainer": "autograd"}).fit(comp.train)
+    np.testing.assert_allclose(fused.predict(comp.test), ref.predict(comp.test), atol=2e-3)
+    for a, b in zip(fused.net.parameters(), ref.net.parameters(), strict=True):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=2e-3)
+
+
+def test_one_cycle_schedule_matches_torch():
+    from cfblend.models.dot import one_cycle_schedule
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=50)
+    lrs, betas = one_cycle_schedule(50, 0.01)
+    for s in range(50):
+        assert lrs[s] == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+        assert betas[s] == pytest.approx(opt.param_groups[0]["betas"][0], rel=1e-9)
+        opt.step()
+        sched.step()

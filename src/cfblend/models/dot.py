@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from cfblend.encoding import IdIndex
 from cfblend.io import atomic_path
@@ -44,6 +45,7 @@ class DotConfig(ModelConfig):
     one_cycle: bool = True
     init_std: float = 0.01
     y_range: tuple[float, float] = (0.0, 5.5)
+    trainer: str = "fused"  # "fused": hand-written gradients and Adam; "autograd": the generic torch loop
     device: str = "auto"
 
 
@@ -103,9 +105,14 @@ class DotModel(Model):
                     + c.bias_wd * biases.pow(2).sum(1).mean())
 
         self.net.train()
-        train_minibatch(step_loss, list(self.net.parameters()), [u, i, y], epochs=c.epochs,
-                        batch_size=c.batch_size, lr=c.lr, generator=gen, optimizer=c.optimizer,
-                        one_cycle=c.one_cycle, desc="dot epochs")
+        if c.trainer == "fused" and c.optimizer == "adam":
+            fused_adam_fit(self.net, u, i, y, c, gen)
+        elif c.trainer in ("fused", "autograd"):
+            train_minibatch(step_loss, list(self.net.parameters()), [u, i, y], epochs=c.epochs,
+                            batch_size=c.batch_size, lr=c.lr, generator=gen, optimizer=c.optimizer,
+                            one_cycle=c.one_cycle, desc="dot epochs")
+        else:
+            raise ValueError(f"unknown trainer {c.trainer!r}; use fused or autograd")
         self.net.eval()
         return self
 
@@ -143,3 +150,83 @@ class DotModel(Model):
         m.net.load_state_dict(state["net"])
         m.net.to(resolve_device(c.device)).eval()
         return m
+
+
+def one_cycle_schedule(total: int, max_lr: float, pct_start: float = 0.3, div: float = 25.0,
+                       final_div: float = 1e4, beta_hi: float = 0.95, beta_lo: float = 0.85):
+    """Per-step learning rate and Adam beta1 of torch's `OneCycleLR` (cosine, two phases, default knobs)."""
+    s = np.arange(total, dtype=np.float64)
+    up_end = float(pct_start * total) - 1
+    down_end = total - 1
+
+    def cos(start, end, pct):
+        return end + (start - end) / 2.0 * (np.cos(np.pi * pct) + 1)
+
+    up = s <= up_end
+    pct_up = np.where(up, s / max(up_end, 1e-12), 0.0)
+    pct_down = np.where(up, 0.0, (s - up_end) / max(down_end - up_end, 1e-12))
+    lr = np.where(up, cos(max_lr / div, max_lr, pct_up), cos(max_lr, max_lr / div / final_div, pct_down))
+    beta1 = np.where(up, cos(beta_hi, beta_lo, pct_up), cos(beta_lo, beta_hi, pct_down))
+    return lr, beta1
+
+
+@torch.no_grad()
+def fused_adam_fit(net: DotNet, u: torch.Tensor, i: torch.Tensor, y: torch.Tensor, c: DotConfig,
+                   gen: torch.Generator) -> None:
+    """Train `net` with hand-written gradients of the dot model's loss and Adam over one flat buffer.
+
+    The same loss, optimiser (Adam, one-cycle learning rate and beta1) and shuffling as the autograd
+    loop, without building a graph per step: a step is a gather, a few fused element-wise ops,
+    four `index_add_` scatters and one Adam update over all parameters at once. On a CPU this is
+    several times faster than autograd at the small batches the model is tuned for.
+    """
+    params = [net.user.weight, net.item.weight, net.user_bias.weight, net.item_bias.weight]
+    sizes = [p.numel() for p in params] + [1]
+    flat = torch.cat([p.detach().reshape(-1) for p in params] + [net.global_bias.detach().reshape(1)])
+    views = torch.split(flat, sizes)
+    P, Q = views[0].view_as(params[0]), views[1].view_as(params[1])
+    BU, BI, G = views[2].view(-1), views[3].view(-1), views[4]
+    grad = torch.zeros_like(flat)
+    gviews = torch.split(grad, sizes)
+    gP, gQ = gviews[0].view_as(params[0]), gviews[1].view_as(params[1])
+    gBU, gBI, gG = gviews[2].view(-1), gviews[3].view(-1), gviews[4]
+    m, v = torch.zeros_like(flat), torch.zeros_like(flat)
+    lo, hi = c.y_range
+    n = len(y)
+    steps_per_epoch = (n + c.batch_size - 1) // c.batch_size
+    total = c.epochs * steps_per_epoch
+    if c.one_cycle:
+        lrs, beta1s = one_cycle_schedule(total, c.lr)
+    else:
+        lrs, beta1s = np.full(total, c.lr), np.full(total, 0.9)
+    beta2, eps = 0.999, 1e-8
+    step = 0
+    for _ in tqdm(range(c.epochs), desc="dot epochs", leave=False, disable=None):
+        perm = torch.randperm(n, generator=gen).to(u.device)
+        for s in range(0, n, c.batch_size):
+            idx = perm[s: s + c.batch_size]
+            bu, bi, by = u[idx], i[idx], y[idx]
+            B = len(idx)
+            pu, qi = P[bu], Q[bi]
+            ub, ib = BU[bu], BI[bi]
+            sig = torch.sigmoid(G + ub + ib + (pu * qi).sum(1))
+            pred = lo + (hi - lo) * sig
+            e = (2.0 / B) * (pred - by) * ((hi - lo) * sig * (1 - sig))  # dLoss/dx per row
+            grad.zero_()
+            gP.index_add_(0, bu, e[:, None] * qi + (2.0 * c.wd / B) * pu)
+            gQ.index_add_(0, bi, e[:, None] * pu + (2.0 * c.wd / B) * qi)
+            gBU.index_add_(0, bu, e + (2.0 * c.bias_wd / B) * ub)
+            gBI.index_add_(0, bi, e + (2.0 * c.bias_wd / B) * ib)
+            gG += e.sum()
+            gP[0].zero_()  # the cold-start slot stays at zero (padding_idx)
+            gQ[0].zero_()
+            gBU[0] = 0.0
+            gBI[0] = 0.0
+            lr, b1 = float(lrs[step]), float(beta1s[step])
+            step += 1
+            m.mul_(b1).add_(grad, alpha=1 - b1)
+            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (v / (1 - beta2**step)).sqrt_().add_(eps)
+            flat.addcdiv_(m, denom, value=-lr / (1 - b1**step))
+    for p, view in zip([*params, net.global_bias], views, strict=True):
+        p.copy_(view.view_as(p))
