@@ -17,6 +17,7 @@ SUB     ?= $(OUT)/submission.csv
 FORCE   ?=
 BLEND   ?= auto
 COMP    ?=
+SCALE   ?= 1.0
 
 CLI = $(PYTHON) scripts/cfblend.py --dataset $(DATASET) --split "$(SPLIT)" --input $(INPUT) --output $(OUT) --seed $(SEED)
 comma := ,
@@ -25,7 +26,7 @@ space := $(empty) $(empty)
 OVERWRITE = $(if $(FORCE),--overwrite,)
 SETARGS = $(if $(SET),--set $(SET),)
 
-.PHONY: help install data competition folds train score blend report all ablation kernel kernel-push submit screenshot test lint clean
+.PHONY: help install data synth competition folds train score blend report all ablation kernel kernel-push submit screenshot test lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +37,9 @@ install:  ## install the pinned requirements and the package into the active Pyt
 
 data:  ## obtain and verify DATASET into input/ (DATA_DIR=<folder or zip> to use your copy)
 	$(CLI) data $(if $(DATA_DIR),--data-dir "$(DATA_DIR)",)
+
+synth:  ## a synthetic ML-25M-shaped set -> input/synth-25m (SCALE=0.1 for a tenth); then DATASET=synth-25m
+	$(CLI) synth --scale $(SCALE)
 
 competition:  ## write the competition files for DATASET and SPLIT
 	$(CLI) competition

