@@ -18,6 +18,8 @@ FORCE   ?=
 BLEND   ?= auto
 COMP    ?=
 SCALE   ?= 1.0
+BENCH_DATASETS ?= ml-100k,ml-1m
+BENCH_SPLITS ?=
 
 CLI = $(PYTHON) scripts/cfblend.py --dataset $(DATASET) --split "$(SPLIT)" --input $(INPUT) --output $(OUT) --seed $(SEED)
 comma := ,
@@ -26,7 +28,7 @@ space := $(empty) $(empty)
 OVERWRITE = $(if $(FORCE),--overwrite,)
 SETARGS = $(if $(SET),--set $(SET),)
 
-.PHONY: help install data synth competition folds train score blend report all ablation kernel kernel-push submit screenshot test lint clean
+.PHONY: help install data synth competition folds train score blend report all ablation kernel kernel-push submit screenshot bench test lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -79,6 +81,9 @@ submit:  ## kaggle competitions submit COMP=<slug> -f OUT/submission.csv (needs 
 
 screenshot:  ## render OUT/report.html in headless Chromium -> OUT/report.png
 	$(PYTHON) scripts/screenshot_report.py $(OUT)/report.html $(OUT)/report.png
+
+bench:  ## our models vs Surprise (pip install -r bench/requirements-bench.txt first) -> bench/results/
+	$(PYTHON) bench/run.py --datasets $(BENCH_DATASETS) $(if $(BENCH_SPLITS),--splits $(BENCH_SPLITS),)
 
 test:  ## lint, then the test suite
 	$(PYTHON) -m ruff check src tests scripts

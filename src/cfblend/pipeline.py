@@ -9,6 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cfblend.blend import BlendConfig, run_blend
 from cfblend.competition import Competition, competition_name, make_competition
 from cfblend.data import get_spec, load_dataset
@@ -37,12 +39,12 @@ def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Path
     folder = make_competition(load_dataset(dataset, raw), split, paths.competition(name), seed=seed)
     comp = Competition.load(folder)
     folds = make_folds(comp.train, k=k, seed=seed)
-    if not (paths.folds.exists() and paths.stamp.exists() and read_json(paths.stamp)["competition"] == name
-            and read_folds(paths.folds, comp.train).tolist() == folds.set_index("id").loc[comp.train["id"], "fold"]
-            .tolist()):
+    fold_of = folds.set_index("id").loc[comp.train["id"], "fold"].to_numpy()
+    same = (paths.folds.exists() and paths.stamp.exists() and read_json(paths.stamp)["competition"] == name
+            and np.array_equal(read_folds(paths.folds, comp.train), fold_of))
+    if not same:
         write_folds(folds, paths.folds)
         write_json({"competition": name, "k": k, "seed": seed}, paths.stamp)
-    fold_of = read_folds(paths.folds, comp.train)
     for m in models:
         train_cv(m, comp, fold_of, paths, overrides=(overrides or {}).get(m))
     run_blend(comp, paths, BlendConfig(models=list(models), method=blend_method))
