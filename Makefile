@@ -86,11 +86,11 @@ bench:  ## our models vs Surprise (pip install -r bench/requirements-bench.txt f
 	$(PYTHON) bench/run.py --datasets $(BENCH_DATASETS) $(if $(BENCH_SPLITS),--splits $(BENCH_SPLITS),)
 
 test:  ## lint, then the test suite
-	$(PYTHON) -m ruff check src tests scripts
+	$(PYTHON) -m ruff check src tests scripts bench
 	$(PYTHON) -m pytest -q
 
 lint:  ## ruff only
-	$(PYTHON) -m ruff check src tests scripts
+	$(PYTHON) -m ruff check src tests scripts bench
 
 clean:  ## remove the artifacts (keeps input/)
 	rm -rf $(OUT)

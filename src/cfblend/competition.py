@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cfblend.data.load import Dataset
-from cfblend.io import read_json, write_csv, write_json
+from cfblend.io import make_tempdir, read_json, write_csv, write_json
 from cfblend.splits import split_mask
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ def make_competition(ds: Dataset, split: str, folder: Path | str, seed: int = 42
     mean = float(train["rating"].mean())
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = make_tempdir(folder.parent, f".{folder.name}.")
     try:
         write_csv(train[TRAIN_COLS], tmp / "train.csv")
         write_csv(test[TEST_COLS], tmp / "test.csv")

@@ -32,6 +32,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def make_tempdir(parent: str | Path, prefix: str) -> Path:
+    """A temp folder inside `parent` (for staging a folder that is renamed into place), with the
+    usual permissions rather than mkdtemp's 0700."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    return tmp
+
+
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     """Write `df` as CSV (no index) atomically; Arrow's multi-threaded writer for large frames."""
     with atomic_path(path) as tmp:

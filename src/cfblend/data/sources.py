@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cfblend.data.datasets import DatasetSpec
 from cfblend.data.movielens_meta import ML100K_GENRES, ML100K_OCCUPATIONS
+from cfblend.io import make_tempdir
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def ensure_dataset(
     failures: list[str] = []
     for name, fetch in sources:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=target.parent))
+        tmp = make_tempdir(target.parent, f".{spec.name}.")
         try:
             fetch(tmp)
             verify(spec, tmp, name)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cfblend.data.sources import sha256_file
-from cfblend.io import write_json
+from cfblend.io import make_tempdir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +120,7 @@ def write_synth(folder: Path | str, s: SynthSpec = SynthSpec()) -> Path:
     folder = Path(folder)
     ratings, movies = generate(s)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = make_tempdir(folder.parent, f".{folder.name}.")
     try:
         pacsv.write_csv(pa.Table.from_pandas(ratings, preserve_index=False), tmp / "ratings.csv")
         movies.to_csv(tmp / "movies.csv", index=False)
