@@ -6,8 +6,8 @@ Protocols: ml-100k's official 5-fold (u1..u5, the mean RMSE papers report) and m
 - our `dot`, `nn`, `gbm` and `blend` run through the competition pipeline exactly as `make all`
   does (5-fold CV inside train, test prediction = mean of the fold models, blend on the OOF
   predictions), scored on the split's test rows;
-- for the timing comparison, `dot`, `dot_fast` (the numba trainer) and `nn` are also fitted
-  once on the split's whole train set,
+- for the timing comparison, `dot` (its numba trainer on the CPU), `dot_torch` (the same model
+  with the torch trainer) and `nn` are also fitted once on the split's whole train set,
   like Surprise's `SVD` (defaults: 100 factors, 20 epochs), `SVDpp` and `KNNBaseline`
   (item-based, pearson_baseline); fit seconds are the median of `repeats` fits.
 
@@ -100,7 +100,7 @@ def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], re
                      "fit_s": np.nan, "ratings_per_s_per_epoch": np.nan})
     rows.append({"split": split, "model": "pipeline: all models + blend", "rmse": np.nan, "fit_s": pipeline_s,
                  "ratings_per_s_per_epoch": np.nan})
-    for m in ("dot", "dot_fast", "nn"):
+    for m in ("dot", "dot_torch", "nn"):
         pred, fit_s = ours_fit_predict(m, comp, comp.test, repeats)
         epochs = make_model(m, side_info(comp)).config.epochs  # type: ignore[attr-defined]
         rows.append({"split": split, "model": f"{m} (one fit on train)", "rmse": rmse(y, pred), "fit_s": fit_s,
@@ -122,7 +122,7 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
                                                ratings_per_s_per_epoch=("ratings_per_s_per_epoch", "median"))
     svd = df[df["model"] == "Surprise SVD"].set_index("split")["fit_s"]
     out["time_vs_SVD"] = np.nan
-    for ours in ("dot (one fit on train)", "dot_fast (one fit on train)"):
+    for ours in ("dot (one fit on train)", "dot_torch (one fit on train)"):
         dot = df[df["model"] == ours].set_index("split")["fit_s"]
         if len(svd) and len(dot):
             out.loc[ours, "time_vs_SVD"] = float((dot / svd).median())

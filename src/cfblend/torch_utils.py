@@ -23,6 +23,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def save_state(path, config, net: torch.nn.Module, **extra) -> None:
+    """Save a model's config, extra state and network weights (on the CPU) atomically."""
+    from cfblend.io import atomic_path
+
+    state = {"config": config.to_dict(), **extra, "net": {k: v.cpu() for k, v in net.state_dict().items()}}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path) -> dict:
+    """Read what `save_state` wrote (onto the CPU)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return a CPU generator for shuffling."""
     random.seed(seed)

@@ -15,7 +15,7 @@ REGISTRY: dict[str, tuple[type[Model], ModelConfig]] = {
     "global_mean": (GlobalMean, GlobalMeanConfig()),
     "biases": (DampedBiases, BiasesConfig()),
     "dot": (DotModel, DotConfig()),
-    "dot_fast": (DotModel, DotConfig(trainer="numba", epochs=15)),  # compiled lazy-Adam loop (CPU)
+    "dot_torch": (DotModel, DotConfig(trainer="fused")),  # the torch trainer (dense Adam), for comparison
     "nn": (EntityEmbeddingModel, NNConfig()),
     "nn_ids": (EntityEmbeddingModel, NNConfig(use_side=False)),  # ablation: ids only, no side features
     "gbm": (GBMModel, GBMConfig()),

@@ -27,9 +27,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cfblend.encoding import IdIndex
-from cfblend.io import atomic_path
 from cfblend.models.base import Model, ModelConfig, SideInfo
-from cfblend.torch_utils import resolve_device, seed_everything, train_minibatch
+from cfblend.torch_utils import load_state, resolve_device, save_state, seed_everything, train_minibatch
 
 
 @dataclass
@@ -46,7 +45,8 @@ class DotConfig(ModelConfig):
     one_cycle: bool = True
     init_std: float = 0.01
     y_range: tuple[float, float] = (0.0, 5.5)
-    trainer: str = "fused"  # "fused": torch, hand-written gradients + dense Adam (CPU or CUDA);
+    trainer: str = "auto"  # "auto": numba on the CPU (when installed), else fused;
+    # "fused": torch, hand-written gradients + dense Adam (CPU or CUDA);
     # "numba": compiled per-row loop with lazy Adam (CPU, fastest); "autograd": the generic torch loop
     device: str = "auto"
 
@@ -107,16 +107,21 @@ class DotModel(Model):
                     + c.bias_wd * biases.pow(2).sum(1).mean())
 
         self.net.train()
-        if c.trainer == "numba" and c.optimizer == "adam":
+        trainer = c.trainer
+        if trainer == "auto":
+            from cfblend.models import dot_numba
+
+            trainer = "numba" if dev.type == "cpu" and dot_numba.available() and c.optimizer == "adam" else "fused"
+        if trainer == "numba" and c.optimizer == "adam":
             self.epoch_seconds_ = numba_fit(self.net, u, i, y, c)
-        elif c.trainer == "fused" and c.optimizer == "adam":
+        elif trainer == "fused" and c.optimizer == "adam":
             self.epoch_seconds_ = fused_adam_fit(self.net, u, i, y, c, gen)
-        elif c.trainer in ("fused", "autograd"):
+        elif trainer in ("fused", "autograd"):
             train_minibatch(step_loss, list(self.net.parameters()), [u, i, y], epochs=c.epochs,
                             batch_size=c.batch_size, lr=c.lr, generator=gen, optimizer=c.optimizer,
                             one_cycle=c.one_cycle, desc="dot epochs")
         else:
-            raise ValueError(f"unknown trainer {c.trainer!r}; use fused, numba or autograd")
+            raise ValueError(f"unknown trainer {c.trainer!r}; use auto, fused, numba or autograd")
         self.net.eval()
         return self
 
@@ -139,14 +144,11 @@ class DotModel(Model):
         return table(idx).cpu().numpy(), bias(idx)[:, 0].cpu().numpy()
 
     def save(self, path: Path) -> None:
-        state = {"config": self.config.to_dict(), "users": self.users_.ids, "items": self.items_.ids,
-                 "net": {k: v.cpu() for k, v in self.net.state_dict().items()}}
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_state(path, self.config, self.net, users=self.users_.ids, items=self.items_.ids)
 
     @classmethod
     def load(cls, path: Path, side: SideInfo) -> DotModel:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_state(path)
         c = cls.config_cls.from_dict(state["config"])
         m = cls(c, side)
         m.users_, m.items_ = IdIndex(state["users"]), IdIndex(state["items"])

@@ -23,6 +23,21 @@ except ImportError:  # pragma: no cover - numba is in requirements.txt
 _CACHE = os.path.isfile(__file__)
 
 
+def _adam_rows_py(T, M, S, Gr, touched, n_touched, seen, lr, b1, b2, bc1, bc2, eps):
+    """Adam on the rows a step touched (row 0, the cold-start slot, never moves); clears their grads."""
+    for t in range(n_touched):
+        a = touched[t]
+        seen[a] = False
+        for k in range(T.shape[1]):
+            g = Gr[a, k]
+            Gr[a, k] = 0.0
+            if a == 0:
+                continue
+            M[a, k] = b1 * M[a, k] + (1 - b1) * g
+            S[a, k] = b2 * S[a, k] + (1 - b2) * g * g
+            T[a, k] -= lr / bc1 * M[a, k] / (np.sqrt(S[a, k] / bc2) + eps)
+
+
 def _lazy_adam_train(U, V, G, u, i, y, seed, epochs, lrs, b1s, B, lo, hi, reg_u, reg_v, mask_u, mask_v):
     np.random.seed(seed)
     K = U.shape[1]
@@ -67,33 +82,14 @@ def _lazy_adam_train(U, V, G, u, i, y, seed, epochs, lrs, b1s, B, lo, hi, reg_u,
             lr, b1 = lrs[step], b1s[step]
             step += 1
             bc1, bc2 = 1.0 - b1**step, 1.0 - b2**step
-            for t in range(ntu):
-                a = touched_u[t]
-                seen_u[a] = False
-                for k in range(K):
-                    g = gU[a, k]
-                    gU[a, k] = 0.0
-                    if a == 0:  # the cold-start slot stays as it is
-                        continue
-                    mU[a, k] = b1 * mU[a, k] + (1 - b1) * g
-                    vU[a, k] = b2 * vU[a, k] + (1 - b2) * g * g
-                    U[a, k] -= lr / bc1 * mU[a, k] / (np.sqrt(vU[a, k] / bc2) + eps)
-            for t in range(ntv):
-                b = touched_v[t]
-                seen_v[b] = False
-                for k in range(K):
-                    g = gV[b, k]
-                    gV[b, k] = 0.0
-                    if b == 0:
-                        continue
-                    mV[b, k] = b1 * mV[b, k] + (1 - b1) * g
-                    vV[b, k] = b2 * vV[b, k] + (1 - b2) * g * g
-                    V[b, k] -= lr / bc1 * mV[b, k] / (np.sqrt(vV[b, k] / bc2) + eps)
+            _adam_rows(U, mU, vU, gU, touched_u, ntu, seen_u, lr, b1, b2, bc1, bc2, eps)
+            _adam_rows(V, mV, vV, gV, touched_v, ntv, seen_v, lr, b1, b2, bc1, bc2, eps)
             mG = b1 * mG + (1 - b1) * gsum
             vG = b2 * vG + (1 - b2) * gsum * gsum
             G[0] -= lr / bc1 * mG / (np.sqrt(vG / bc2) + eps)
 
 
+_adam_rows = njit(cache=_CACHE, fastmath=True, nogil=True)(_adam_rows_py) if njit else None
 lazy_adam_train = njit(cache=_CACHE, fastmath=True, nogil=True)(_lazy_adam_train) if njit else None
 
 

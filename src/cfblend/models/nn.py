@@ -29,9 +29,8 @@ import torch
 from torch import nn
 
 from cfblend.features import SideEncoder, emb_size
-from cfblend.io import atomic_path
 from cfblend.models.base import Model, ModelConfig, SideInfo
-from cfblend.torch_utils import resolve_device, seed_everything, train_minibatch
+from cfblend.torch_utils import load_state, resolve_device, save_state, seed_everything, train_minibatch
 
 
 @dataclass
@@ -173,14 +172,11 @@ class EntityEmbeddingModel(Model):
         return np.clip(p, *self.side.rating_scale)
 
     def save(self, path: Path) -> None:
-        state = {"config": self.config.to_dict(), "encoder": self.encoder.to_dict(),
-                 "net": {k: v.cpu() for k, v in self.net.state_dict().items()}}
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_state(path, self.config, self.net, encoder=self.encoder.to_dict())
 
     @classmethod
     def load(cls, path: Path, side: SideInfo) -> EntityEmbeddingModel:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_state(path)
         m = cls(cls.config_cls.from_dict(state["config"]), side)
         m.encoder = SideEncoder.from_dict(state["encoder"])
         m.net = m._build()
