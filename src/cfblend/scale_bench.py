@@ -27,8 +27,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--competition", required=True)
     p.add_argument("--folds", required=True)
     p.add_argument("--model", default="dot")
-    p.add_argument("--set", default='{"batch_size": 65536, "lr": 0.02, "epochs": 2}',
-                   help="JSON config overrides (large batches for large data)")
+    p.add_argument("--set", default='{"epochs": 2}',
+                   help="JSON config overrides of the model")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
