@@ -73,10 +73,10 @@ def test_missing_or_misaligned_predictions_are_clear_errors(comp_env):
         load_predictions(paths, comp, ["biases"])
 
 
-def test_constant_predictions_are_left_out_of_the_default_blend(comp_env):
+def test_constant_predictions_are_left_out_of_the_blend(comp_env):
     comp, folds, paths = comp_env
     train_cv("biases", comp, folds, paths)
     pd.DataFrame({"id": comp.train["id"], "fold": folds, "pred": 3.5}).to_parquet(paths.oof("const"))
     pd.DataFrame({"id": comp.test["id"], "pred": 3.5}).to_parquet(paths.test("const"))
     assert set(run_blend(comp, paths, BlendConfig(method="linear"))["weights"]) == {"biases"}
-    assert "const" in run_blend(comp, paths, BlendConfig(models=["biases", "const"], method="linear"))["weights"]
+    assert set(run_blend(comp, paths, BlendConfig(models=["biases", "const"], method="fwls"))["weights"]) == {"biases"}

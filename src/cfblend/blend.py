@@ -31,14 +31,14 @@ from cfblend.scoring import check_submission, rmse
 log = logging.getLogger(__name__)
 
 
-MIN_STD = 0.02  # stars: OOF predictions that vary less than this are left out of the default blend
+MIN_STD = 0.02  # stars: OOF predictions that vary less than this are left out of the blend
 
 
 @dataclass
 class BlendConfig:
     """Which predictions to blend, and how."""
 
-    models: list[str] = field(default_factory=list)  # empty: every trained model that is not constant
+    models: list[str] = field(default_factory=list)  # empty: every trained model (constant ones left out)
     method: str = "auto"  # linear, hill, fwls, or auto
     hill_steps: int = 50
     ridge: float = 1.0  # fwls
@@ -162,11 +162,12 @@ def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -
     t0 = time.perf_counter()
     models = list(cfg.models) or trained(paths)
     X, T, folds = load_predictions(paths, comp, models)
-    if not cfg.models:  # a (near-)constant predictor only duplicates the intercept and destabilises the fit
-        keep = X.std(axis=0) >= MIN_STD
+    keep = X.std(axis=0) >= MIN_STD  # a (near-)constant predictor duplicates the intercept, destabilising the fit
+    if keep.any():
         if not keep.all():
-            log.info("blend: leaving out near-constant predictions of %s", list(np.array(models)[~keep]))
-            models, X, T = list(np.array(models)[keep]), X[:, keep], T[:, keep]
+            log.info("blend: leaving out near-constant predictions of %s",
+                     [m for m, k in zip(models, keep, strict=True) if not k])
+        models, X, T = [m for m, k in zip(models, keep, strict=True) if k], X[:, keep], T[:, keep]
     y = comp.train["rating"].to_numpy(np.float64)
     k_folds = int(folds.max()) + 1
     M = np.empty((len(y), 3))

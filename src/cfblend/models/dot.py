@@ -36,8 +36,8 @@ class DotConfig(ModelConfig):
     """Hyper-parameters of the dot-product model."""
 
     factors: int = 20
-    epochs: int = 20
-    lr: float = 3e-3
+    epochs: int = 12
+    lr: float = 5e-3
     wd: float = 0.12
     bias_wd: float = 0.015
     batch_size: int = 256

@@ -23,19 +23,23 @@ except ImportError:  # pragma: no cover - numba is in requirements.txt
 _CACHE = os.path.isfile(__file__)
 
 
-def _adam_rows_py(T, M, S, Gr, touched, n_touched, seen, lr, b1, b2, bc1, bc2, eps):
+def _adam_rows_py(T, M, S, Gr, touched, n_touched, seen, step_size, b1, b2, inv_bc2, eps):
     """Adam on the rows a step touched (row 0, the cold-start slot, never moves); clears their grads."""
+    c1, c2 = 1 - b1, 1 - b2
     for t in range(n_touched):
         a = touched[t]
         seen[a] = False
+        if a == 0:
+            Gr[a, :] = 0
+            continue
         for k in range(T.shape[1]):
             g = Gr[a, k]
-            Gr[a, k] = 0.0
-            if a == 0:
-                continue
-            M[a, k] = b1 * M[a, k] + (1 - b1) * g
-            S[a, k] = b2 * S[a, k] + (1 - b2) * g * g
-            T[a, k] -= lr / bc1 * M[a, k] / (np.sqrt(S[a, k] / bc2) + eps)
+            Gr[a, k] = 0
+            m = b1 * M[a, k] + c1 * g
+            s = b2 * S[a, k] + c2 * g * g
+            M[a, k] = m
+            S[a, k] = s
+            T[a, k] -= step_size * m / (np.sqrt(s * inv_bc2) + eps)
 
 
 def _lazy_adam_train(U, V, G, u, i, y, seed, epochs, lrs, b1s, B, lo, hi, reg_u, reg_v, mask_u, mask_v):
@@ -48,8 +52,11 @@ def _lazy_adam_train(U, V, G, u, i, y, seed, epochs, lrs, b1s, B, lo, hi, reg_u,
     seen_v = np.zeros(V.shape[0], np.bool_)
     touched_u = np.empty(B, np.int64)
     touched_v = np.empty(B, np.int64)
-    mG, vG = 0.0, 0.0
-    b2, eps, span = 0.999, 1e-8, hi - lo
+    mG, vG = np.float32(0.0), np.float32(0.0)
+    b2, eps, span = np.float32(0.999), np.float32(1e-8), hi - lo
+    one, two = np.float32(1.0), np.float32(2.0)
+    ru = np.empty_like(reg_u)
+    rv = np.empty_like(reg_v)
     n = len(y)
     step = 0
     for _ in range(epochs):
@@ -57,15 +64,19 @@ def _lazy_adam_train(U, V, G, u, i, y, seed, epochs, lrs, b1s, B, lo, hi, reg_u,
         for s in range(0, n, B):
             end = min(s + B, n)
             nb = end - s
-            ntu, ntv, gsum = 0, 0, 0.0
+            inv = two / np.float32(nb)
+            for k in range(K):
+                ru[k] = inv * reg_u[k]
+                rv[k] = inv * reg_v[k]
+            ntu, ntv, gsum = 0, 0, np.float32(0.0)
             for r in range(s, end):
                 row = perm[r]
                 a, b = u[row], i[row]
                 x = G[0]
                 for k in range(K):
                     x += U[a, k] * V[b, k]
-                sig = 1.0 / (1.0 + np.exp(-x))
-                e = 2.0 / nb * (lo + span * sig - y[row]) * span * sig * (1.0 - sig)
+                sig = one / (one + np.exp(-x))
+                e = inv * (lo + span * sig - y[row]) * span * sig * (one - sig)
                 gsum += e
                 if not seen_u[a]:
                     seen_u[a] = True
@@ -77,16 +88,17 @@ def _lazy_adam_train(U, V, G, u, i, y, seed, epochs, lrs, b1s, B, lo, hi, reg_u,
                     ntv += 1
                 for k in range(K):
                     pu, qi = U[a, k], V[b, k]
-                    gU[a, k] += mask_u[k] * e * qi + 2.0 / nb * reg_u[k] * pu
-                    gV[b, k] += mask_v[k] * e * pu + 2.0 / nb * reg_v[k] * qi
+                    gU[a, k] += mask_u[k] * e * qi + ru[k] * pu
+                    gV[b, k] += mask_v[k] * e * pu + rv[k] * qi
             lr, b1 = lrs[step], b1s[step]
             step += 1
-            bc1, bc2 = 1.0 - b1**step, 1.0 - b2**step
-            _adam_rows(U, mU, vU, gU, touched_u, ntu, seen_u, lr, b1, b2, bc1, bc2, eps)
-            _adam_rows(V, mV, vV, gV, touched_v, ntv, seen_v, lr, b1, b2, bc1, bc2, eps)
-            mG = b1 * mG + (1 - b1) * gsum
-            vG = b2 * vG + (1 - b2) * gsum * gsum
-            G[0] -= lr / bc1 * mG / (np.sqrt(vG / bc2) + eps)
+            step_size = lr / (one - b1**step)
+            inv_bc2 = one / (one - b2**step)
+            _adam_rows(U, mU, vU, gU, touched_u, ntu, seen_u, step_size, b1, b2, inv_bc2, eps)
+            _adam_rows(V, mV, vV, gV, touched_v, ntv, seen_v, step_size, b1, b2, inv_bc2, eps)
+            mG = b1 * mG + (one - b1) * gsum
+            vG = b2 * vG + (one - b2) * gsum * gsum
+            G[0] -= step_size * mG / (np.sqrt(vG * inv_bc2) + eps)
 
 
 _adam_rows = njit(cache=_CACHE, fastmath=True, nogil=True)(_adam_rows_py) if njit else None
