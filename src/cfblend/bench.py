@@ -82,8 +82,9 @@ def ours_fit_predict(name: str, comp: Competition, test: pd.DataFrame, repeats: 
     return model.predict(test), fit_s
 
 
-def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], repeats: int, seed: int) -> list[dict]:
-    """All rows of the table for one split."""
+def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], repeats: int, seed: int,
+                pipeline: bool = True) -> list[dict]:
+    """All rows of the table for one split (`pipeline=False`: the one-fit comparisons only)."""
     paths = Paths(work / "input", work / "output" / f"{dataset}-{split}")
     spec = get_spec(dataset)
     raw = ensure_dataset(spec, paths.input)
@@ -92,14 +93,16 @@ def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], re
     y = pd.read_csv(paths.solution(name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
     rows = []
     t0 = time.perf_counter()
-    run_pipeline(dataset, split, paths, models=PIPELINE_MODELS, seed=seed, html=False)
+    if pipeline:
+        run_pipeline(dataset, split, paths, models=PIPELINE_MODELS, seed=seed, html=False)
     pipeline_s = time.perf_counter() - t0
-    for m in ("dot", "nn", "gbm", "blend"):
+    for m in ("dot", "nn", "gbm", "blend") if pipeline else ():
         pred = pd.read_parquet(paths.test(m)).set_index("id").loc[comp.test["id"], "pred"].to_numpy()
         rows.append({"split": split, "model": f"{m} (5-fold CV, as make all)", "rmse": rmse(y, pred),
                      "fit_s": np.nan, "ratings_per_s_per_epoch": np.nan})
-    rows.append({"split": split, "model": "pipeline: all models + blend", "rmse": np.nan, "fit_s": pipeline_s,
-                 "ratings_per_s_per_epoch": np.nan})
+    if pipeline:
+        rows.append({"split": split, "model": "pipeline: all models + blend", "rmse": np.nan, "fit_s": pipeline_s,
+                     "ratings_per_s_per_epoch": np.nan})
     for m in ("dot", "dot_torch", "nn"):
         pred, fit_s = ours_fit_predict(m, comp, comp.test, repeats)
         epochs = make_model(m, side_info(comp)).config.epochs  # type: ignore[attr-defined]
@@ -141,16 +144,17 @@ def _versions() -> str:
 
 
 def run_bench(datasets: list[str], work: Path, results: Path, peers: tuple[str, ...], repeats: int, seed: int,
-              splits: list[str] | None = None) -> dict[str, pd.DataFrame]:
+              splits: list[str] | None = None, pipeline: bool = True) -> dict[str, pd.DataFrame]:
     """Run the protocols and write `results/<dataset>.md`."""
     tables = {}
     for ds in datasets:
         rows = []
         for split in splits or PROTOCOLS[ds]:
-            rows += bench_split(ds, split, work, peers, repeats, seed)
+            rows += bench_split(ds, split, work, peers, repeats, seed, pipeline)
         table = summarise(rows)
         per_split = pd.DataFrame(rows).pivot_table(index="model", columns="split", values="rmse", sort=False)
-        header = (f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
+        note = "" if pipeline else "The 5-fold pipeline rows were skipped in this run (--no-pipeline).\n"
+        header = (note + f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
                   f"Python {platform.python_version()}; {_versions()}.\n\n"
                   f"Protocol: {', '.join(splits or PROTOCOLS[ds])}; rmse = mean over splits of the test RMSE; "
                   f"fit_s = median over splits of the median of {repeats} fits on the split's train set; "
@@ -175,6 +179,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--work", default="", help="folder for data and artifacts (default: a temp folder)")
     p.add_argument("--input", default="input", help="where the datasets are (or are fetched to)")
     p.add_argument("--results", default="bench/results")
+    p.add_argument("--no-pipeline", action="store_true", help="skip the 5-fold pipeline; one-fit comparisons only")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -187,5 +192,5 @@ def main(argv: list[str]) -> int:
                 (work / "input" / ds).symlink_to(src.resolve())
         run_bench(args.datasets.split(","), work, Path(args.results),
                   tuple(x for x in args.peers.split(",") if x), args.repeats, args.seed,
-                  [s for s in args.splits.split(",") if s] or None)
+                  [s for s in args.splits.split(",") if s] or None, pipeline=not args.no_pipeline)
     return 0
