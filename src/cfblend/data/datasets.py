@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,6 @@ class DatasetSpec:
     pypi: PypiMirror | None = None
     rating_scale: tuple[float, float] = (1.0, 5.0)
     default_split: str = "random"
-    extra: dict = field(default_factory=dict)
 
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens"

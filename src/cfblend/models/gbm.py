@@ -34,7 +34,7 @@ import pandas as pd
 from cfblend.features import join_side
 from cfblend.io import atomic_path, write_json
 from cfblend.models.base import Model, ModelConfig, SideInfo
-from cfblend.models.dot import DotConfig, DotModel
+from cfblend.models.dot import DotModel
 
 log = logging.getLogger(__name__)
 
@@ -222,4 +222,4 @@ class GBMModel(Model):
         return m
 
 
-__all__ = ["DotConfig", "GBMConfig", "GBMModel", "aggregates"]
+__all__ = ["GBMConfig", "GBMModel", "aggregates"]
