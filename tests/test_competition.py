@@ -80,3 +80,20 @@ def test_read_folds_aligns_and_refuses_foreign_files(tmp_path):
     assert read_folds(tmp_path / "f.csv", train).tolist() == [0, 1, 1, 0]
     with pytest.raises(ValueError, match="do not match"):
         read_folds(tmp_path / "f.csv", pd.DataFrame({"id": [1, 3, 5, 10]}))
+
+
+def test_ensure_folds_keeps_identical_folds_and_refuses_foreign_output(tmp_path):
+    from cfblend.folds import ensure_folds
+    from cfblend.paths import Paths
+
+    paths = Paths(tmp_path / "input", tmp_path / "output")
+    train = pd.DataFrame({"id": np.arange(50)})
+    first = ensure_folds("a-u1", train, paths, k=5, seed=1)
+    stamp = paths.folds.stat().st_mtime_ns
+    assert np.array_equal(ensure_folds("a-u1", train, paths, k=5, seed=1), first)
+    assert paths.folds.stat().st_mtime_ns == stamp  # unchanged, not rewritten
+    with pytest.raises(ValueError, match="holds artifacts of a-u1"):
+        ensure_folds("b-random", train, paths, k=5, seed=1)
+    with pytest.raises(ValueError, match="another assignment"):
+        ensure_folds("a-u1", train, paths, k=5, seed=2)
+    assert not np.array_equal(ensure_folds("b-random", train, paths, k=5, seed=2, overwrite=True), first)

@@ -7,13 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from cfblend.competition import Competition, competition_name, make_competition
 from cfblend.data import get_spec, load_dataset
 from cfblend.data.sources import DataError, ensure_dataset
-from cfblend.folds import make_folds, read_folds, write_folds
-from cfblend.io import write_json
+from cfblend.folds import ensure_folds, read_folds
 from cfblend.paths import Paths
 
 log = logging.getLogger("cfblend")
@@ -75,26 +72,7 @@ def cmd_competition(args) -> None:
 
 def cmd_folds(args) -> None:
     comp = _competition(args)
-    paths = _paths(args)
-    if paths.stamp.exists() and not args.overwrite:
-        from cfblend.io import read_json
-
-        stamped = read_json(paths.stamp)
-        if stamped["competition"] != comp.name:
-            raise SystemExit(f"{paths.output} holds artifacts of {stamped['competition']}; use OUT=<other folder> "
-                             f"or FORCE=1 to start over for {comp.name}")
-    folds = make_folds(comp.train, k=args.k, seed=args.seed)
-    if paths.folds.exists():
-        old = pd.read_csv(paths.folds)
-        if old.equals(folds):
-            log.info("folds unchanged: %s", paths.folds)
-            return
-        if not args.overwrite:
-            raise SystemExit(f"{paths.folds} exists with another assignment; FORCE=1 (--overwrite) replaces it "
-                             "(every model must then be retrained)")
-    write_folds(folds, paths.folds)
-    write_json({"competition": comp.name, "k": args.k, "seed": args.seed}, paths.stamp)
-    log.info("%d folds of %d train rows -> %s", args.k, len(folds), paths.folds)
+    ensure_folds(comp.name, comp.train, _paths(args), k=args.k, seed=args.seed, overwrite=args.overwrite)
 
 
 def cmd_train(args) -> None:

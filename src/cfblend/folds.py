@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
-from cfblend.io import write_csv
+from cfblend.io import read_json, write_csv, write_json
+
+log = logging.getLogger(__name__)
 
 
 def make_folds(train: pd.DataFrame, k: int = 5, seed: int = 42) -> pd.DataFrame:
@@ -29,3 +33,30 @@ def read_folds(path, train: pd.DataFrame) -> np.ndarray:
     if len(folds) != len(train) or not np.array_equal(np.sort(folds["id"].to_numpy()), np.sort(train["id"].to_numpy())):
         raise ValueError(f"{path}: fold ids do not match train.csv; rerun `make folds`")
     return folds.set_index("id").loc[train["id"], "fold"].to_numpy()
+
+
+def ensure_folds(comp_name: str, train: pd.DataFrame, paths, k: int = 5, seed: int = 42,
+                 overwrite: bool = False) -> np.ndarray:
+    """Write `paths.folds` and the output folder's stamp for this competition; return each train row's fold.
+
+    An identical assignment already there is kept. Another competition's artifacts, or another
+    assignment, are refused unless `overwrite` (every model must then be retrained).
+    """
+    if paths.stamp.exists() and not overwrite:
+        stamped = read_json(paths.stamp)["competition"]
+        if stamped != comp_name:
+            raise ValueError(f"{paths.output} holds artifacts of {stamped}; use OUT=<other folder> or FORCE=1 "
+                             f"to start over for {comp_name}")
+    folds = make_folds(train, k=k, seed=seed)
+    fold_of = folds["fold"].to_numpy()
+    if paths.folds.exists() and paths.stamp.exists():
+        if np.array_equal(read_folds(paths.folds, train), fold_of):
+            log.info("folds unchanged: %s", paths.folds)
+            return fold_of
+        if not overwrite:
+            raise ValueError(f"{paths.folds} exists with another assignment; FORCE=1 (--overwrite) replaces it "
+                             "(every model must then be retrained)")
+    write_folds(folds, paths.folds)
+    write_json({"competition": comp_name, "k": k, "seed": seed}, paths.stamp)
+    log.info("%d folds of %d train rows -> %s", k, len(folds), paths.folds)
+    return fold_of

@@ -9,14 +9,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cfblend.blend import BlendConfig, run_blend
 from cfblend.competition import Competition, competition_name, make_competition
 from cfblend.data import get_spec, load_dataset
 from cfblend.data.sources import KAGGLE_INPUT, ensure_dataset
-from cfblend.folds import make_folds, read_folds, write_folds
-from cfblend.io import read_json, write_json
+from cfblend.folds import ensure_folds
 from cfblend.paths import Paths
 from cfblend.report import run_report
 from cfblend.runner import train_cv
@@ -38,13 +35,7 @@ def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Path
     name = competition_name(dataset, split)
     folder = make_competition(load_dataset(dataset, raw), split, paths.competition(name), seed=seed)
     comp = Competition.load(folder)
-    folds = make_folds(comp.train, k=k, seed=seed)
-    fold_of = folds.set_index("id").loc[comp.train["id"], "fold"].to_numpy()
-    same = (paths.folds.exists() and paths.stamp.exists() and read_json(paths.stamp)["competition"] == name
-            and np.array_equal(read_folds(paths.folds, comp.train), fold_of))
-    if not same:
-        write_folds(folds, paths.folds)
-        write_json({"competition": name, "k": k, "seed": seed}, paths.stamp)
+    fold_of = ensure_folds(name, comp.train, paths, k=k, seed=seed)
     for m in models:
         train_cv(m, comp, fold_of, paths, overrides=(overrides or {}).get(m))
     run_blend(comp, paths, BlendConfig(models=list(models), method=blend_method))
