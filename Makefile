@@ -10,7 +10,7 @@ K       ?= 5
 SEED    ?= 42
 DEVICE  ?= auto
 MODEL   ?= dot
-MODELS  ?= global_mean biases dot nn nn_ids gbm
+MODELS  ?=
 SET     ?=
 DATA_DIR ?=
 SUB     ?= $(OUT)/submission.csv
@@ -21,12 +21,9 @@ SCALE   ?= 1.0
 BENCH_DATASETS ?= ml-100k,ml-1m
 BENCH_SPLITS ?=
 
-CLI = $(PYTHON) scripts/cfblend.py --dataset $(DATASET) --split "$(SPLIT)" --input $(INPUT) --output $(OUT) --seed $(SEED)
-comma := ,
-empty :=
-space := $(empty) $(empty)
+CLI = $(PYTHON) scripts/cfblend.py --dataset "$(DATASET)" --split "$(SPLIT)" --input "$(INPUT)" --output "$(OUT)" \
+      --seed "$(SEED)"
 OVERWRITE = $(if $(FORCE),--overwrite,)
-SETARGS = $(if $(SET),--set $(SET),)
 
 .PHONY: help install data synth competition folds train score blend report all ablation kernel kernel-push submit screenshot bench test lint clean
 
@@ -41,33 +38,32 @@ data:  ## obtain and verify DATASET into input/ (DATA_DIR=<folder or zip> to use
 	$(CLI) data $(if $(DATA_DIR),--data-dir "$(DATA_DIR)",)
 
 synth:  ## a synthetic ML-25M-shaped set -> input/synth-25m (SCALE=0.1 for a tenth); then DATASET=synth-25m
-	$(CLI) synth --scale $(SCALE)
+	$(CLI) synth --scale "$(SCALE)"
 
 competition:  ## write the competition files for DATASET and SPLIT
 	$(CLI) competition
 
 folds:  ## K-fold assignment of the train rows -> OUT/folds.csv
-	$(CLI) folds --k $(K) $(OVERWRITE)
+	$(CLI) folds --k "$(K)" $(OVERWRITE)
 
 train:  ## cross-validated training of MODEL (SET="key=value ...", FORCE=1 to replace)
-	$(CLI) train --model $(MODEL) --device $(DEVICE) $(SETARGS) $(OVERWRITE)
+	$(CLI) train --model "$(MODEL)" --device "$(DEVICE)" --set "$(SET)" $(OVERWRITE)
 
 score:  ## Public/Private RMSE of SUB
-	$(CLI) score --sub $(SUB)
+	$(CLI) score --sub "$(SUB)"
 
-blend:  ## blend every trained model's OOF predictions (BLEND=auto|linear|hill|fwls) -> OUT/submission.csv
-	$(CLI) blend --method $(BLEND)
+blend:  ## blend the trained models' OOF predictions (MODELS; default all; BLEND=auto|linear|hill|fwls) -> OUT/submission.csv
+	$(CLI) blend --models "$(MODELS)" --method "$(BLEND)"
 
 report:  ## leaderboard of every trained model -> OUT/leaderboard.{csv,md}
 	$(CLI) report
 
-all: data competition folds  ## data, competition, folds, every model, report
-	$(CLI) train --model $(subst $(space),$(comma),$(strip $(MODELS))) --device $(DEVICE) $(OVERWRITE)
-	$(CLI) blend --models $(subst $(space),$(comma),$(strip $(MODELS))) --method $(BLEND)
-	$(CLI) report
+all:  ## data, competition, folds, every model (MODELS; default: the registry's DEFAULT_MODELS), blend, report
+	$(CLI) all --models "$(MODELS)" --k "$(K)" --set "$(SET)" --method "$(BLEND)" --device "$(DEVICE)" \
+	    --data-dir "$(DATA_DIR)" $(OVERWRITE)
 
 ablation:  ## nn with and without side features -> OUT/ablation_side_features.md
-	$(CLI) train --model nn,nn_ids --device $(DEVICE) $(OVERWRITE)
+	$(CLI) train --model nn,nn_ids --device "$(DEVICE)" --set "$(SET)" $(OVERWRITE)
 	$(CLI) report
 
 kernel:  ## build kernel/ (kernel-metadata.json + one self-contained script); KAGGLE_USERNAME sets the id
@@ -80,7 +76,7 @@ submit:  ## kaggle competitions submit COMP=<slug> -f OUT/submission.csv (needs 
 	$(CLI) submit --comp "$(COMP)"
 
 screenshot:  ## render OUT/report.html in headless Chromium -> OUT/report.png
-	$(PYTHON) scripts/screenshot_report.py $(OUT)/report.html $(OUT)/report.png
+	$(PYTHON) scripts/screenshot_report.py "$(OUT)/report.html" "$(OUT)/report.png"
 
 bench:  ## our models vs Surprise (pip install -r bench/requirements-bench.txt first) -> bench/results/
 	$(PYTHON) bench/run.py --datasets $(BENCH_DATASETS) $(if $(BENCH_SPLITS),--splits $(BENCH_SPLITS),)

@@ -12,5 +12,5 @@ make data competition folds DATASET="$DATASET" OUT="$OUT" PYTHON="$PY"
 SPLIT=$($PY -c "from cfblend.data import get_spec; print(get_spec('$DATASET').default_split)" 2>/dev/null || echo u1)
 for model in dot nn; do
   $PY bench/scale.py --competition "input/$DATASET-$SPLIT" --folds "$OUT/folds.csv" --model "$model" \
-    --set '{"device": "cuda"}'
+    --set "device=cuda"
 done

@@ -2,7 +2,7 @@
 """Render report.html in headless Chromium, with no network, to a PNG (a person's look at the page).
 
 Usage: python scripts/screenshot_report.py output/report.html output/report.png
-Needs Chromium (`apt-get install chromium`); the logic lives in cfblend.screenshot.
+Needs Chromium (`apt-get install chromium`); the logic lives in cfblend.report.screenshot.
 """
 
 import sys
@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cfblend.screenshot import main
+from cfblend.report.screenshot import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -72,8 +72,8 @@ def ml100k_dir(tmp_path) -> tuple[Path, DatasetSpec]:
 def comp_env(ml100k_dir, tmp_path):
     """A synthetic competition with folds and a stamped output folder: (Competition, folds, Paths)."""
     from cfblend.competition import Competition, make_competition
+    from cfblend.competition.folds import make_folds, write_folds
     from cfblend.data.load import load_dataset
-    from cfblend.folds import make_folds, write_folds
     from cfblend.io import write_json
     from cfblend.paths import Paths
 

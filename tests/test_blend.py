@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfblend.blend import BlendConfig, fit_hill, fit_linear, load_predictions, run_blend
+from cfblend.competition.scoring import rmse
+from cfblend.ensemble import BlendConfig, load_predictions, run_blend
+from cfblend.ensemble.blend import fit_hill, fit_linear
 from cfblend.io import read_json
-from cfblend.runner import train_cv
-from cfblend.scoring import rmse
+from cfblend.runs import train_cv
 
 FAST = {"epochs": 3, "batch_size": 256, "device": "cpu"}
 

@@ -45,4 +45,23 @@ def test_unknown_model_and_bad_override_are_refused(ml100k_dir, tmp_path):
     done = run_cli("--split", "random", "train", "--model", "svd", cwd=tmp_path)
     assert done.returncode == 1 and "unknown model 'svd'" in done.stderr
     done = run_cli("--split", "random", "train", "--model", "dot", "--set", "factor=3", cwd=tmp_path)
-    assert done.returncode == 1 and "unknown keys ['factor']" in done.stderr
+    assert done.returncode == 1 and "unknown key 'factor'" in done.stderr and "factors" in done.stderr
+
+
+def test_all_passes_set_to_every_model_and_trains_the_analysis_member(tmp_path):
+    """`make all SET=...` reaches the models (it used to be dropped), per model or for all."""
+    import json
+
+    from conftest import real_data
+
+    src = real_data("ml-100k")
+    done = run_cli("all", "--models", "global_mean,dot", "--data-dir", str(src),
+                   "--set", "epochs=1 dot.factors=4 y_range=[0, 5.5]", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dot = json.loads((tmp_path / "output" / "scores" / "dot.json").read_text())["config"]
+    light = json.loads((tmp_path / "output" / "scores" / "dot_no_heavy.json").read_text())["config"]
+    assert (dot["epochs"], dot["factors"], dot["y_range"]) == (1, 4, [0.0, 5.5])
+    assert (light["epochs"], light["factors"], light["drop_heavy_raters"]) == (1, 20, 0.01)
+    board = pd.read_csv(tmp_path / "output" / "leaderboard.csv")
+    assert set(board["model"]) == {"global_mean", "dot", "blend"}  # the analysis member is not ranked
+    assert "Heavy raters and item bias" in (tmp_path / "output" / "report.html").read_text()

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from cfblend.competition import Competition, make_competition
+from cfblend.competition.folds import make_folds, read_folds
+from cfblend.competition.splits import OFFICIAL_100K, split_mask
 from cfblend.data.load import load_dataset
-from cfblend.folds import make_folds, read_folds
-from cfblend.splits import OFFICIAL_100K, split_mask
+from cfblend.errors import ArtifactConflict
 
 
 @pytest.mark.parametrize("split", OFFICIAL_100K)
@@ -83,7 +84,7 @@ def test_read_folds_aligns_and_refuses_foreign_files(tmp_path):
 
 
 def test_ensure_folds_keeps_identical_folds_and_refuses_foreign_output(tmp_path):
-    from cfblend.folds import ensure_folds
+    from cfblend.competition.folds import ensure_folds
     from cfblend.paths import Paths
 
     paths = Paths(tmp_path / "input", tmp_path / "output")
@@ -92,8 +93,8 @@ def test_ensure_folds_keeps_identical_folds_and_refuses_foreign_output(tmp_path)
     stamp = paths.folds.stat().st_mtime_ns
     assert np.array_equal(ensure_folds("a-u1", train, paths, k=5, seed=1), first)
     assert paths.folds.stat().st_mtime_ns == stamp  # unchanged, not rewritten
-    with pytest.raises(ValueError, match="holds artifacts of a-u1"):
+    with pytest.raises(ArtifactConflict, match="holds artifacts of a-u1"):
         ensure_folds("b-random", train, paths, k=5, seed=1)
-    with pytest.raises(ValueError, match="another assignment"):
+    with pytest.raises(ArtifactConflict, match="another assignment"):
         ensure_folds("a-u1", train, paths, k=5, seed=2)
     assert not np.array_equal(ensure_folds("b-random", train, paths, k=5, seed=2, overwrite=True), first)

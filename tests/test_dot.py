@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
+from cfblend.competition.scoring import rmse
 from cfblend.models import make_model
-from cfblend.models.dot import DotModel
-from cfblend.runner import side_info
-from cfblend.scoring import rmse
+from cfblend.models.dot import DotConfig, DotModel
+from cfblend.runs import side_info
 
 FAST = {"epochs": 8, "batch_size": 128, "lr": 0.01, "device": "cpu"}
 
@@ -86,7 +86,7 @@ def test_fused_trainer_matches_autograd(comp_env):
 
 
 def test_one_cycle_schedule_matches_torch():
-    from cfblend.models.dot import one_cycle_schedule
+    from cfblend.models.dot.tables import one_cycle_schedule
 
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([p], lr=0.01)
@@ -100,7 +100,7 @@ def test_one_cycle_schedule_matches_torch():
 
 
 def test_numba_trainer_learns_deterministically_and_keeps_the_cold_start_slot(comp_env):
-    from cfblend.models import dot_numba
+    from cfblend.models.dot import numba_trainer as dot_numba
 
     if not dot_numba.available():
         pytest.skip("numba not installed")
@@ -114,3 +114,40 @@ def test_numba_trainer_learns_deterministically_and_keeps_the_cold_start_slot(co
     assert not a.net.user.weight[0].any() and not a.net.item_bias.weight[0].any()
     ref = make_model("dot", side_info(comp), {**cfg, "trainer": "fused"}).fit(fit).predict(val)
     assert abs(rmse(val["rating"], pa) - rmse(val["rating"], ref)) < 0.05  # same model, another optimiser path
+
+
+@pytest.mark.parametrize("trainer, optimizer, device, chosen", [
+    ("auto", "adam", "cpu", "numba"), ("auto", "sgd", "cpu", "autograd"), ("auto", "adam", "cuda", "fused"),
+    ("fused", "adam", "cpu", "fused"), ("autograd", "sgd", "cpu", "autograd"), ("numba", "adam", "cpu", "numba"),
+])
+def test_trainer_choice(trainer, optimizer, device, chosen):
+    import torch
+
+    from cfblend.models.dot.model import choose_trainer
+
+    assert choose_trainer(DotConfig(trainer=trainer, optimizer=optimizer), torch.device(device)) == chosen
+
+
+@pytest.mark.parametrize("trainer, optimizer, device, message", [
+    ("numba", "sgd", "cpu", "Adam only"), ("fused", "adamw", "cpu", "Adam only"),
+    ("numba", "adam", "cuda", "runs on the CPU"), ("hogwild", "adam", "cpu", "unknown trainer"),
+    ("auto", "rmsprop", "cpu", "unknown optimizer"),
+])
+def test_unsupported_trainer_and_optimizer_is_an_error_not_a_fallback(trainer, optimizer, device, message):
+    import torch
+
+    from cfblend.models.dot.model import choose_trainer
+
+    with pytest.raises(ValueError, match=message):
+        choose_trainer(DotConfig(trainer=trainer, optimizer=optimizer), torch.device(device))
+
+
+def test_drop_heavy_raters_leaves_out_the_most_active_users(comp_env):
+    from cfblend.models.dot.model import drop_heaviest_raters
+
+    comp, _, _ = comp_env
+    counts = comp.train["user_id"].value_counts()
+    light = drop_heaviest_raters(comp.train, 0.05)
+    n_heavy = round(len(counts) * 0.05)
+    assert set(light["user_id"]) == set(counts.index[n_heavy:])
+    assert drop_heaviest_raters(comp.train, 0.0) is comp.train

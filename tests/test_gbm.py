@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfblend.cache import ModelCache
+from cfblend.competition.scoring import rmse
 from cfblend.models import make_model
 from cfblend.models.gbm import GBMModel, aggregates
-from cfblend.runner import side_info
-from cfblend.scoring import rmse
+from cfblend.runs import side_info
+from cfblend.runs.cache import ModelCache
 
 FAST = {"inner_folds": 3, "max_rounds": 60, "early_stopping": 10, "min_data_in_leaf": 20,
         "dot": {"epochs": 4, "batch_size": 256, "lr": 0.01, "device": "cpu"}}
@@ -80,7 +80,7 @@ def test_gbm_learns_and_round_trips(gbm_setup, tmp_path):
 
 def test_outer_dot_model_is_shared_with_the_dot_runner(comp_env, tmp_path):
     from cfblend.models import model_config
-    from cfblend.runner import train_cv
+    from cfblend.runs import train_cv
 
     comp, folds, paths = comp_env
     dot = {"epochs": 3, "batch_size": 256, "device": "cpu"}

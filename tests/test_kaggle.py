@@ -13,11 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cfblend.kaggle_kernel import PLACEHOLDER_USER, build_kernel
+from cfblend.kaggle.kernel import PLACEHOLDER_USER, build_kernel
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = {"dot": {"epochs": 2}, "nn": {"epochs": 1},
-         "gbm": {"inner_folds": 2, "max_rounds": 30, "dot": {"epochs": 2}}}
+SMOKE = "dot.epochs=2 dot_no_heavy.epochs=2 nn.epochs=1 gbm.inner_folds=2 gbm.max_rounds=30 gbm.dot={epochs: 2}"
 
 
 def test_kernel_metadata(tmp_path, monkeypatch):
@@ -46,7 +45,7 @@ def test_generated_kernel_runs_end_to_end_on_a_simulated_kaggle_layout(tmp_path)
     working.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {"CFBLEND_KAGGLE_INPUT": str(tmp_path / "kaggle" / "input"), "CFBLEND_KAGGLE_WORKING": str(working),
-            "CFBLEND_KERNEL_MODELS": "global_mean,biases,dot,nn,gbm", "CFBLEND_KERNEL_OVERRIDES": json.dumps(SMOKE)}
+            "CFBLEND_KERNEL_MODELS": "global_mean,biases,dot,nn,gbm", "CFBLEND_KERNEL_SET": SMOKE}
     # Run from an empty folder so that only the embedded package can be imported.
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)

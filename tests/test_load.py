@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cfblend.data.load import load_dataset
-from cfblend.data.sources import DataError
+from cfblend.errors import DataError
 
 
 def test_ml100k_canonical_form(ml100k_dir):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cfblend.competition.scoring import rmse
 from cfblend.models import make_model
 from cfblend.models.nn import EntityEmbeddingModel
-from cfblend.runner import side_info
-from cfblend.scoring import rmse
+from cfblend.runs import side_info
 
 FAST = {"epochs": 6, "batch_size": 128, "lr": 0.01, "device": "cpu"}
 

@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cfblend.competition.scoring import rmse
+from cfblend.errors import ArtifactConflict
 from cfblend.io import read_json
-from cfblend.leaderboard import COLUMNS
-from cfblend.report import run_report
-from cfblend.runner import ArtifactConflict, train_cv
-from cfblend.scoring import rmse
+from cfblend.report.leaderboard import COLUMNS
+from cfblend.report.run import run_report
+from cfblend.runs import train_cv
 
 FAST = {"epochs": 3, "batch_size": 256, "device": "cpu"}
 
@@ -57,12 +58,29 @@ def test_cold_start_rows_are_counted(comp_env):
     assert (s["unseen_item"], s["unseen_user"], s["unseen_any"]) == (3, 3, 5)
 
 
+def test_report_reads_what_was_trained_and_never_trains(comp_env, caplog):
+    comp, folds, paths = comp_env
+    train_cv("dot", comp, folds, paths, overrides=FAST)
+
+    def artifacts():
+        return {p: p.stat().st_mtime_ns for d in ("oof", "test", "models", "scores", "cache")
+                for p in (paths.output / d).rglob("*")}
+
+    before = artifacts()
+    board = run_report(comp, paths)
+    assert set(board["model"]) == {"dot"}
+    assert artifacts() == before  # nothing trained, nothing rewritten
+    assert "not trained, so not in the report: global_mean, biases" in caplog.text
+
+
 def test_report_has_the_fixed_columns_and_baselines(comp_env):
     comp, folds, paths = comp_env
+    for name in ("global_mean", "biases"):
+        train_cv(name, comp, folds, paths)
     train_cv("dot", comp, folds, paths, overrides=FAST)
     board = run_report(comp, paths)
     assert list(board.columns) == COLUMNS
-    assert set(board["model"]) >= {"dot", "global_mean", "biases"}
+    assert set(board["model"]) == {"dot", "global_mean", "biases"}
     assert board["private_rmse"].is_monotonic_increasing
     on_disk = pd.read_csv(paths.output / "leaderboard.csv")
     assert list(on_disk.columns) == COLUMNS
@@ -73,8 +91,16 @@ def test_report_has_the_fixed_columns_and_baselines(comp_env):
                                             abs=0.02)
 
 
-def test_output_of_another_competition_is_refused(comp_env):
+def test_output_of_another_competition_is_refused_by_train_blend_and_report(comp_env):
+    from cfblend.ensemble import run_blend
+
     comp, folds, paths = comp_env
+    train_cv("biases", comp, folds, paths)
     comp.name = "other-comp"
     with pytest.raises(ArtifactConflict, match="holds artifacts of"):
         train_cv("dot", comp, folds, paths, overrides=FAST)
+    with pytest.raises(ArtifactConflict, match="holds artifacts of"):
+        run_blend(comp, paths)
+    with pytest.raises(ArtifactConflict, match="holds artifacts of"):
+        run_report(comp, paths)
+    assert not (paths.output / "submission.csv").exists()

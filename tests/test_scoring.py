@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfblend.scoring import SubmissionError, check_submission, rmse, score_file, score_predictions
+from cfblend.competition.scoring import SubmissionError, check_submission, rmse, score_file, score_predictions
 
 
 def test_rmse_known_values():

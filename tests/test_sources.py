@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 
 from cfblend.data.load import load_dataset
-from cfblend.data.sources import DataError, _write_ml100k_from_recbole, ensure_dataset, sha256_file
+from cfblend.data.sources import _write_ml100k_from_recbole, ensure_dataset, sha256_file
+from cfblend.errors import DataError
 
 
 def test_data_dir_folder_is_verified_and_copied(ml100k_dir, tmp_path):
@@ -37,6 +38,16 @@ def test_files_already_in_input_are_verified_in_place(ml100k_dir, tmp_path):
     (inp / "ml-100k" / "u.data").write_text("1\t1\t5\t0\n")
     with pytest.raises(DataError, match=r"SHA-256 .* expected"):
         ensure_dataset(spec, inp, network=False)
+
+
+def test_data_dir_again_keeps_the_verified_copy(ml100k_dir, tmp_path):
+    """`make all DATA_DIR=...` twice: the second run uses the verified files, it does not fail."""
+    src, spec = ml100k_dir
+    inp = tmp_path / "input"
+    ensure_dataset(spec, inp, data_dir=src, network=False)
+    before = (inp / "ml-100k" / "SOURCE.json").stat().st_mtime_ns
+    assert ensure_dataset(spec, inp, data_dir=src, network=False) == inp / "ml-100k"
+    assert (inp / "ml-100k" / "SOURCE.json").stat().st_mtime_ns == before
 
 
 def test_missing_required_file_is_named(ml100k_dir, tmp_path):

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from cfblend.data import get_spec, load_dataset
-from cfblend.data.sources import DataError, ensure_dataset
+from cfblend.data.sources import ensure_dataset
 from cfblend.data.synth import SynthSpec, generate, write_synth
+from cfblend.errors import DataError
 
 SMALL = SynthSpec(n_users=300, n_items=400, n_ratings=30_000, seed=3)
 

@@ -8,25 +8,18 @@ import sys
 from pathlib import Path
 
 from cfblend.competition import Competition, competition_name, make_competition
+from cfblend.competition.folds import ensure_folds, read_folds
 from cfblend.data import get_spec, load_dataset
-from cfblend.data.sources import DataError, ensure_dataset
-from cfblend.folds import ensure_folds, read_folds
+from cfblend.data.sources import ensure_dataset
+from cfblend.errors import ArtifactConflict, DataError, KaggleError, SubmissionError
 from cfblend.paths import Paths
 
 log = logging.getLogger("cfblend")
 
 
-def _parse_set(items: list[str] | None) -> dict:
-    """`key=value` pairs; values parsed as YAML scalars/lists (`lr=0.01`, `layers=[100,50]`)."""
-    import yaml
-
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+def _models(text: str, default: tuple[str, ...]) -> list[str]:
+    """Model names from a comma- or space-separated list; `default` when empty."""
+    return [m for m in text.replace(",", " ").split() if m] or list(default)
 
 
 def _split(args) -> str:
@@ -76,24 +69,22 @@ def cmd_folds(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from cfblend.runner import train_cv
+    from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, parse_set
+    from cfblend.runs import train_cv
 
+    names = _models(args.model, DEFAULT_MODELS)
+    if args.with_analysis:
+        names += [m for m in ANALYSIS_MODELS if m not in names]
+    overrides = parse_set(args.set, names, {"device": args.device} if args.device else None)
     comp = _competition(args)
     paths = _paths(args)
     folds = read_folds(paths.folds, comp.train)
-    from dataclasses import fields
-
-    from cfblend.models import model_class
-
-    for name in [n.strip() for n in args.model.split(",")]:
-        overrides = _parse_set(args.set)
-        if args.device and "device" in {f.name for f in fields(model_class(name).config_cls)}:
-            overrides["device"] = args.device
-        train_cv(name, comp, folds, paths, overrides=overrides or None, overwrite=args.overwrite)
+    for name in names:
+        train_cv(name, comp, folds, paths, overrides=overrides[name] or None, overwrite=args.overwrite)
 
 
 def cmd_score(args) -> None:
-    from cfblend.scoring import score_file
+    from cfblend.competition.scoring import score_file
 
     paths = _paths(args)
     s = score_file(args.sub, paths.solution(competition_name(args.dataset, _split(args))))
@@ -101,40 +92,42 @@ def cmd_score(args) -> None:
 
 
 def cmd_blend(args) -> None:
-    from cfblend.blend import BlendConfig, run_blend
+    from cfblend.ensemble import BlendConfig, run_blend
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = _models(args.models, ())
     run_blend(_competition(args), _paths(args), BlendConfig(models=models, method=args.method))
 
 
 def cmd_report(args) -> None:
-    from cfblend.report import run_report
+    from cfblend.report.run import run_report
 
     run_report(_competition(args), _paths(args))
 
 
 def cmd_all(args) -> None:
-    from cfblend.pipeline import DEFAULT_MODELS, run_pipeline
+    from cfblend.models import DEFAULT_MODELS
+    from cfblend.pipeline import run_pipeline
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()] or list(DEFAULT_MODELS)
-    run_pipeline(args.dataset, _split(args), _paths(args), models=models, k=args.k, seed=args.seed)
+    run_pipeline(args.dataset, _split(args), _paths(args), models=_models(args.models, DEFAULT_MODELS), k=args.k,
+                 seed=args.seed, overrides=args.set, blend_method=args.method, data_dir=args.data_dir or None,
+                 device=args.device, overwrite=args.overwrite)
 
 
 def cmd_kernel(args) -> None:
-    from cfblend.kaggle_kernel import build_kernel
+    from cfblend.kaggle.kernel import build_kernel
 
     build_kernel(args.out, dataset=args.dataset, split=_split(args))
 
 
 def cmd_kernel_push(args) -> None:
-    from cfblend.kaggle_cli import push_kernel
+    from cfblend.kaggle.client import push_kernel
 
     push_kernel(args.out)
 
 
 def cmd_submit(args) -> None:
     from cfblend.io import read_json
-    from cfblend.kaggle_cli import submit
+    from cfblend.kaggle.client import submit
 
     paths = _paths(args)
     message = "cfblend"
@@ -164,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--k", type=int, default=5)
     s.add_argument("--overwrite", action="store_true")
     s = sub.add_parser("train", help="cross-validated training of registered models")
-    s.add_argument("--model", required=True, help="a registered name, or several separated by commas")
-    s.add_argument("--set", nargs="*", help="config overrides key=value")
+    s.add_argument("--model", default="", help="registered names separated by commas (default: the default members)")
+    s.add_argument("--with-analysis", action="store_true", help="also the analysis members the report reads")
+    s.add_argument("--set", default="", help='config overrides: "key=value model.key=value ..."')
     s.add_argument("--device", default="", help="auto, cpu or cuda")
     s.add_argument("--overwrite", action="store_true")
     s = sub.add_parser("score", help="Public/Private RMSE of a submission file")
@@ -177,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("all", help="every step in one process (what the Kaggle kernel runs)")
     s.add_argument("--models", default="")
     s.add_argument("--k", type=int, default=5)
+    s.add_argument("--set", default="", help='config overrides: "key=value model.key=value ..."')
+    s.add_argument("--method", default="auto", choices=["auto", "linear", "hill", "fwls"])
+    s.add_argument("--data-dir", default="")
+    s.add_argument("--device", default="", help="auto, cpu or cuda")
+    s.add_argument("--overwrite", action="store_true", help="replace folds and models made with another config")
     s = sub.add_parser("kernel", help="build the Kaggle kernel folder")
     s.add_argument("--out", default="kernel")
     s = sub.add_parser("kernel-push", help="kaggle kernels push")
@@ -187,10 +186,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from cfblend.kaggle_cli import KaggleError
-    from cfblend.runner import ArtifactConflict
-    from cfblend.scoring import SubmissionError
-
     try:
         {"data": cmd_data, "competition": cmd_competition, "folds": cmd_folds, "train": cmd_train,
          "score": cmd_score, "blend": cmd_blend, "report": cmd_report, "all": cmd_all, "kernel": cmd_kernel,

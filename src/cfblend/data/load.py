@@ -16,7 +16,7 @@ import pandas as pd
 
 from cfblend.data.datasets import DatasetSpec, get_spec
 from cfblend.data.movielens_meta import ML1M_OCCUPATIONS, ML100K_GENRES
-from cfblend.data.sources import DataError
+from cfblend.errors import DataError
 
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 

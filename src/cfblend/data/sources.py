@@ -26,16 +26,13 @@ from pathlib import Path
 
 from cfblend.data.datasets import DatasetSpec
 from cfblend.data.movielens_meta import ML100K_GENRES, ML100K_OCCUPATIONS
-from cfblend.io import make_tempdir
+from cfblend.errors import DataError
+from cfblend.io import staged_dir
 
 log = logging.getLogger(__name__)
 
 KAGGLE_INPUT = Path("/kaggle/input")
 HTTP_TIMEOUT_S = 15
-
-
-class DataError(RuntimeError):
-    """The data could not be obtained or did not verify."""
 
 
 class SourceUnavailable(Exception):
@@ -87,9 +84,10 @@ def ensure_dataset(
     tried in turn and the log names the one that served.
     """
     target = Path(input_dir) / spec.name
-    if data_dir is None and (target / spec.ratings_file).exists():
+    if (target / spec.ratings_file).exists():
         verify(spec, target, "input")
-        log.info("%s: using verified files already in %s", spec.name, target)
+        log.info("%s: using verified files already in %s%s", spec.name, target,
+                 f" (DATA_DIR={data_dir} not needed; remove {target} to install from it)" if data_dir else "")
         return target
     if target.exists() and any(target.iterdir()):
         raise DataError(
@@ -115,16 +113,12 @@ def ensure_dataset(
 
     failures: list[str] = []
     for name, fetch in sources:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = make_tempdir(target.parent, f".{spec.name}.")
         try:
-            fetch(tmp)
-            verify(spec, tmp, name)
-            sha = spec.ratings_sha256 or sha256_file(tmp / spec.ratings_file)
-            (tmp / "SOURCE.json").write_text(json.dumps({"source": name, "sha256": sha}) + "\n")
-            if target.exists():
-                target.rmdir()  # empty, checked above
-            os.replace(tmp, target)
+            with staged_dir(target) as tmp:  # an empty `target` (checked above) is replaced
+                fetch(tmp)
+                verify(spec, tmp, name)
+                sha = spec.ratings_sha256 or sha256_file(tmp / spec.ratings_file)
+                (tmp / "SOURCE.json").write_text(json.dumps({"source": name, "sha256": sha}) + "\n")
             log.info("%s: served by %s, verified, now in %s", spec.name, name, target)
             return target
         except SourceUnavailable as e:
@@ -135,8 +129,6 @@ def ensure_dataset(
                 raise
             log.warning("%s: %s", spec.name, e)
             failures.append(f"{name}: {e}")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     raise DataError(
         f"could not obtain {spec.name}. Tried:\n  - " + "\n  - ".join(failures) + "\n"
         f"Put the official files ({', '.join(spec.required)}) in {target}/, or run "

@@ -10,8 +10,6 @@ the same arguments give the same files.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cfblend.data.sources import sha256_file
-from cfblend.io import make_tempdir, write_json
+from cfblend.io import staged_dir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +117,11 @@ def write_synth(folder: Path | str, s: SynthSpec = SynthSpec()) -> Path:
     """Generate and write `ratings.csv`, `movies.csv` and `SOURCE.json` into `folder` (atomically)."""
     folder = Path(folder)
     ratings, movies = generate(s)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_tempdir(folder.parent, f".{folder.name}.")
-    try:
+    with staged_dir(folder) as tmp:
         pacsv.write_csv(pa.Table.from_pandas(ratings, preserve_index=False), tmp / "ratings.csv")
         movies.to_csv(tmp / "movies.csv", index=False)
         write_json({"source": "synthetic", "spec": s.__dict__, "sha256": sha256_file(tmp / "ratings.csv")},
                    tmp / "SOURCE.json")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("synthetic set: %d users, %d items, %d ratings -> %s", ratings["userId"].nunique(),
              ratings["movieId"].nunique(), len(ratings), folder)
     return folder

@@ -1,9 +1,17 @@
-"""The model registry: experiment names mapped to a model class and its config."""
+"""Stage 3: the models, and the registry that maps experiment names to a model class and its config.
+
+Every model is one class in one file with the interface of `base.Model` (fit on a frame, predict a
+frame, save, load). What only models use lives here too: `ids` (raw ids to indices, the
+cold-start slot), `side` (side-feature encoding), `torch_base` (what the torch models share).
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
+from dataclasses import fields
 from typing import Any
+
+import yaml
 
 from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.baselines import BiasesConfig, DampedBiases, GlobalMean, GlobalMeanConfig
@@ -19,24 +27,11 @@ REGISTRY: dict[str, tuple[type[Model], ModelConfig]] = {
     "nn": (EntityEmbeddingModel, NNConfig()),
     "nn_ids": (EntityEmbeddingModel, NNConfig(use_side=False)),  # ablation: ids only, no side features
     "gbm": (GBMModel, GBMConfig()),
+    # trained for the report's heavy-rater check; never blended or ranked
+    "dot_no_heavy": (DotModel, DotConfig(drop_heavy_raters=0.01)),
 }
-BASELINES = ("global_mean", "biases")
-
-
-def model_config(name: str, overrides: dict[str, Any] | None = None) -> ModelConfig:
-    """The registered config of `name`, with `overrides` applied (unknown keys refused)."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}")
-    cls, cfg = REGISTRY[name]
-    if not overrides:
-        return cfg
-    merged = {**cfg.to_dict(), **overrides}
-    return replace(cfg, **cls.config_cls.from_dict(merged).__dict__)
-
-
-def make_model(name: str, side: SideInfo, overrides: dict[str, Any] | None = None) -> Model:
-    """A fresh, unfitted model registered as `name`."""
-    return model_class(name)(model_config(name, overrides), side)
+DEFAULT_MODELS = ("global_mean", "biases", "dot", "nn", "nn_ids", "gbm")  # what `make all` trains and blends
+ANALYSIS_MODELS = ("dot_no_heavy",)  # trained by `make all` for the report only
 
 
 def model_class(name: str) -> type[Model]:
@@ -46,4 +41,60 @@ def model_class(name: str) -> type[Model]:
     return REGISTRY[name][0]
 
 
-__all__ = ["BASELINES", "REGISTRY", "Model", "ModelConfig", "SideInfo", "make_model", "model_class", "model_config"]
+def model_config(name: str, overrides: dict[str, Any] | None = None) -> ModelConfig:
+    """The registered config of `name`, with `overrides` applied (unknown keys refused, values typed)."""
+    cls = model_class(name)
+    cfg = REGISTRY[name][1]
+    if not overrides:
+        return cfg
+    return cls.config_cls.from_dict({**cfg.to_dict(), **overrides})
+
+
+def make_model(name: str, side: SideInfo, overrides: dict[str, Any] | None = None) -> Model:
+    """A fresh, unfitted model registered as `name`."""
+    return model_class(name)(model_config(name, overrides), side)
+
+
+def parse_set(text: str | list[str] | None, models: list[str] | tuple[str, ...],
+              defaults: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Config overrides per model from the one `SET` syntax: `key=value` pairs separated by spaces.
+
+    `key=value` goes to every model of `models` whose config has `key` (an error if none has it);
+    `model.key=value` to that model alone. Values are read as YAML (`lr=1e-3`, `layers=[100, 50]`,
+    spaces inside brackets allowed) and then typed by the config (`model_config`). `defaults`
+    (e.g. the `DEVICE` of `make`) go to every model that has the key, unless `text` sets it.
+    """
+    if isinstance(text, list | tuple):
+        text = " ".join(text)
+    out: dict[str, dict[str, Any]] = {m: {} for m in models}
+    for item in re.split(r"\s+(?=[A-Za-z_][\w.]*=)", (text or "").strip()):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"SET expects key=value pairs, got {item!r}")
+        model, _, field = key.strip().rpartition(".")
+        parsed = yaml.safe_load(value) if value.strip() else ""
+        if model:
+            if model not in out:
+                raise ValueError(f"SET {item!r}: {model!r} is not among the models of this run ({', '.join(models)})")
+            targets = [model]
+        else:
+            targets = [m for m in models if field in {f.name for f in fields(model_class(m).config_cls)}]
+            if not targets:
+                known = sorted({f.name for m in models for f in fields(model_class(m).config_cls)})
+                raise ValueError(f"SET {item!r}: unknown key {field!r}: no model of this run ({', '.join(models)}) "
+                                 f"has it; known keys: {', '.join(known)}")
+        for m in targets:
+            out[m][field] = parsed
+    for key, value in (defaults or {}).items():
+        for m in models:
+            if key in {f.name for f in fields(model_class(m).config_cls)}:
+                out[m].setdefault(key, value)
+    for m in models:  # type-check now: a bad value is one clear line before anything runs
+        model_config(m, out[m])
+    return out
+
+
+__all__ = ["ANALYSIS_MODELS", "DEFAULT_MODELS", "REGISTRY", "Model", "ModelConfig", "SideInfo", "make_model",
+           "model_class", "model_config", "parse_set"]

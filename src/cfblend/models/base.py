@@ -1,11 +1,16 @@
-"""The one interface every model follows: fit on a frame, predict a frame, save, load."""
+"""The one interface every model follows: fit on a frame, predict a frame, save, load.
+
+As in Surprise's `AlgoBase`, the base class does the shared work: `predict` clips a model's own
+`_predict` to the rating scale, and configs are typed dataclasses that refuse unknown keys.
+"""
 
 from __future__ import annotations
 
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,37 +33,84 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        """Build a config, refusing unknown keys (a typo must not be silently ignored)."""
+        """Build a config, refusing unknown keys (a typo must not be silently ignored) and coercing each
+        value to its field's type (`"1e-3"` or `1` for a float field, a list for a tuple field)."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: coerce(v, hints[k], f"{cls.__name__}.{k}") for k, v in d.items()})
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON-able values."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
 
-class Model(ABC):
+def coerce(value: Any, kind: Any, where: str) -> Any:
+    """`value` as type `kind` (int, float, bool, str, tuple[...], dict), or a ValueError naming `where`."""
+    origin = typing.get_origin(kind)
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "1", "yes"):
+                return True
+            if str(value).lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind is str:
+            return str(value)
+        if origin is tuple:
+            args = typing.get_args(kind)
+            items = list(value)
+            fixed = len(args) != 2 or args[1] is not Ellipsis  # tuple[float, float], not tuple[int, ...]
+            if fixed and len(items) != len(args):
+                raise ValueError
+            return tuple(coerce(v, args[0], where) for v in items)
+        if origin is dict or kind is dict:
+            if not isinstance(value, dict):
+                raise ValueError
+            return value
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+    return value
+
+
+C = TypeVar("C", bound=ModelConfig)
+
+
+class Model(ABC, Generic[C]):
     """A rating predictor. Frames carry `user_id`, `item_id`, `timestamp` (and `rating` to fit)."""
 
     config_cls: ClassVar[type[ModelConfig]] = ModelConfig
     suffix: ClassVar[str] = ".pt"
     cacheable: ClassVar[bool] = False  # the runner stores fitted fold models in the model cache
-    cache = None  # a cfblend.cache.ModelCache, set by the runner, for models built on other models
+    cache = None  # a cfblend.runs.cache.ModelCache, set by the runner, for models built on other models
 
-    def __init__(self, config: ModelConfig, side: SideInfo):
-        self.config = config
+    def __init__(self, config: C, side: SideInfo):
+        self.config: C = config
         self.side = side
 
     @abstractmethod
     def fit(self, train: pd.DataFrame) -> Model:
         """Learn from `train`; may hold out part of it internally, never anything else."""
 
-    @abstractmethod
     def predict(self, df: pd.DataFrame) -> np.ndarray:
-        """Predicted ratings for the rows of `df`, in order."""
+        """Predicted ratings for the rows of `df`, in order, clipped to the rating scale."""
+        return np.clip(self._predict(df), *self.side.rating_scale)
+
+    @abstractmethod
+    def _predict(self, df: pd.DataFrame) -> np.ndarray:
+        """The model's raw predictions for the rows of `df`."""
 
     @abstractmethod
     def save(self, path: Path) -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from cfblend.io import atomic_path, read_json, write_json
 from cfblend.models.base import Model, ModelConfig, SideInfo
+from cfblend.models.ids import IdIndex
 
 
 @dataclass
@@ -18,7 +19,7 @@ class GlobalMeanConfig(ModelConfig):
     """No knobs: predicts the mean training rating."""
 
 
-class GlobalMean(Model):
+class GlobalMean(Model[GlobalMeanConfig]):
     """Predicts the mean rating of the training rows for every pair."""
 
     config_cls = GlobalMeanConfig
@@ -28,7 +29,7 @@ class GlobalMean(Model):
         self.mean_ = float(train["rating"].mean())
         return self
 
-    def predict(self, df: pd.DataFrame) -> np.ndarray:
+    def _predict(self, df: pd.DataFrame) -> np.ndarray:
         return np.full(len(df), self.mean_)
 
     def save(self, path: Path) -> None:
@@ -51,14 +52,14 @@ class BiasesConfig(ModelConfig):
     iterations: int = 3
 
 
-class DampedBiases(Model):
+class DampedBiases(Model[BiasesConfig]):
     """mu + b_u + b_i with shrunk (damped) biases; unseen users or items get a zero bias."""
 
     config_cls = BiasesConfig
     suffix = ".npz"
 
     def fit(self, train: pd.DataFrame) -> DampedBiases:
-        c: BiasesConfig = self.config  # type: ignore[assignment]
+        c = self.config
         r = train["rating"].to_numpy(np.float64)
         self.mu_ = float(r.mean())
         self.users_, u = np.unique(train["user_id"].to_numpy(), return_inverse=True)
@@ -71,16 +72,9 @@ class DampedBiases(Model):
             self.bu_ = np.bincount(u, r - self.mu_ - self.bi_[i]) / (nu + c.reg_user)
         return self
 
-    def _lookup(self, keys: np.ndarray, values: np.ndarray, query) -> np.ndarray:
-        q = np.asarray(query)
-        pos = np.clip(np.searchsorted(keys, q), 0, len(keys) - 1)
-        return np.where(keys[pos] == q, values[pos], 0.0)
-
-    def predict(self, df: pd.DataFrame) -> np.ndarray:
-        lo, hi = self.side.rating_scale
-        p = self.mu_ + self._lookup(self.users_, self.bu_, df["user_id"]) + \
-            self._lookup(self.items_, self.bi_, df["item_id"])
-        return np.clip(p, lo, hi)
+    def _predict(self, df: pd.DataFrame) -> np.ndarray:
+        users, items = IdIndex(self.users_, ordered=True), IdIndex(self.items_, ordered=True)
+        return self.mu_ + users.take(self.bu_, df["user_id"]) + items.take(self.bi_, df["item_id"])
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:

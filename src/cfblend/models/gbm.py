@@ -31,10 +31,11 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from cfblend.features import join_side
 from cfblend.io import atomic_path, write_json
 from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.dot import DotModel
+from cfblend.models.ids import IdIndex
+from cfblend.models.side import join_side
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def aggregates(fit_rows: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class GBMModel(Model):
+class GBMModel(Model[GBMConfig]):
     """`gbm`: a LightGBM regressor over dot-model embeddings, side features and aggregates."""
 
     config_cls = GBMConfig
@@ -81,11 +82,8 @@ class GBMModel(Model):
     def _dot(self, rows: pd.DataFrame) -> DotModel:
         from cfblend.models import model_config  # the registered dot config, so the cache is shared
 
-        c: GBMConfig = self.config  # type: ignore[assignment]
-        dot = DotModel(model_config("dot", c.dot or None), self.side)
-        if self.cache is not None:
-            return self.cache.fit(dot, rows, self.side)  # type: ignore[return-value]
-        return dot.fit(rows)
+        dot = DotModel(model_config("dot", self.config.dot or None), self.side)
+        return self.cache.fit(dot, rows, self.side) if self.cache is not None else dot.fit(rows)
 
     def features(self, rows: pd.DataFrame, dot: DotModel, fit_rows: pd.DataFrame) -> pd.DataFrame:
         """The feature frame of `rows`, from a dot model and aggregates fitted on `fit_rows`."""
@@ -109,11 +107,7 @@ class GBMModel(Model):
         return pd.concat([X, aggregates(fit_rows, rows)], axis=1)
 
     def _item_genres(self, item_ids) -> np.ndarray:
-        items = self.side.items["item_id"].to_numpy()
-        order = np.argsort(items)
-        q = np.asarray(item_ids)
-        pos = order[np.minimum(np.searchsorted(items, q, sorter=order), len(items) - 1)]
-        return self.genre_matrix_[pos] * (items[pos] == q)[:, None]
+        return IdIndex(self.side.items["item_id"], ordered=True).take(self.genre_matrix_, item_ids)
 
     def _genre_affinity(self, fit_rows: pd.DataFrame, rows: pd.DataFrame, multi: np.ndarray,
                         damping: float = 5.0) -> np.ndarray:
@@ -150,7 +144,7 @@ class GBMModel(Model):
 
     def training_features(self, train: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         """Nested out-of-fold features of the training rows, and the bookkeeping of who saw what."""
-        c: GBMConfig = self.config  # type: ignore[assignment]
+        c = self.config
         rng = np.random.default_rng(c.seed)
         inner = np.empty(len(train), dtype=np.int64)
         inner[rng.permutation(len(train))] = np.arange(len(train)) % c.inner_folds
@@ -163,7 +157,7 @@ class GBMModel(Model):
         return pd.concat(parts).loc[train.index], {"inner": seen, "inner_fold": inner}
 
     def fit(self, train: pd.DataFrame) -> GBMModel:
-        c: GBMConfig = self.config  # type: ignore[assignment]
+        c = self.config
         self._side_vocab()
         X, prov = self.training_features(train)
         y = train["rating"].to_numpy(np.float64)
@@ -189,10 +183,9 @@ class GBMModel(Model):
                   self.booster.best_score["early_stop"]["rmse"])
         return self
 
-    def predict(self, df: pd.DataFrame) -> np.ndarray:
+    def _predict(self, df: pd.DataFrame) -> np.ndarray:
         X = self.features(df, self.dot_, self.fit_rows_)
-        p = self.booster.predict(X, num_iteration=self.booster.best_iteration)
-        return np.clip(p, *self.side.rating_scale)
+        return self.booster.predict(X, num_iteration=self.booster.best_iteration)
 
     def importance(self) -> pd.Series:
         """Total gain of each feature."""

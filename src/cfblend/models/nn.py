@@ -19,7 +19,6 @@ do with the unknown slot instead of meeting it for the first time at test time.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +27,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from cfblend.features import SideEncoder, emb_size
-from cfblend.models.base import Model, ModelConfig, SideInfo
-from cfblend.torch_utils import load_state, resolve_device, save_state, seed_everything, train_minibatch
+from cfblend.models.base import ModelConfig, SideInfo
+from cfblend.models.side import SideEncoder, emb_size
+from cfblend.models.torch_base import (
+    TorchModel,
+    load_state,
+    resolve_device,
+    save_state,
+    seed_everything,
+    train_minibatch,
+)
 
 
 @dataclass
@@ -117,31 +123,28 @@ class EntityEmbeddingNet(nn.Module):
         return lo + (hi - lo) * torch.sigmoid(x), used, bias, fm
 
 
-class EntityEmbeddingModel(Model):
+class EntityEmbeddingModel(TorchModel[NNConfig]):
     """`nn`: entity embeddings of ids and side features through an MLP, with a wide linear part."""
 
     config_cls = NNConfig
     suffix = ".pt"
 
-    def _tensors(self, df: pd.DataFrame, dev: torch.device) -> list[torch.Tensor]:
+    def _inputs(self, df: pd.DataFrame, dev: torch.device) -> list[torch.Tensor]:
         enc = self.encoder.transform(df, self.side.users, self.side.items)
         return [torch.as_tensor(enc["cats"], device=dev), torch.as_tensor(enc["genres"], device=dev),
                 torch.as_tensor(enc["dense"], device=dev)]
 
     def _build(self, global_logit: float = 0.0) -> EntityEmbeddingNet:
-        c: NNConfig = self.config  # type: ignore[assignment]
         return EntityEmbeddingNet(self.encoder.cardinalities, len(self.encoder.genre_vocab), self.encoder.n_dense,
-                                  c, global_logit)
+                                  self.config, global_logit)
 
     def fit(self, train: pd.DataFrame) -> EntityEmbeddingModel:
-        c: NNConfig = self.config  # type: ignore[assignment]
+        c = self.config
         gen = seed_everything(c.seed)
         dev = resolve_device(c.device)
         self.encoder = SideEncoder(use_side=c.use_side).fit(train, self.side.users, self.side.items)
-        lo, hi = c.y_range
-        frac = min(max((float(train["rating"].mean()) - lo) / (hi - lo), 1e-3), 1 - 1e-3)
-        self.net = self._build(math.log(frac / (1 - frac))).to(dev)
-        cats, genres, dense = self._tensors(train, dev)
+        self.net = self._build(self.global_logit(float(train["rating"].mean()), c.y_range)).to(dev)
+        cats, genres, dense = self._inputs(train, dev)
         y = torch.tensor(train["rating"].to_numpy(np.float32), device=dev)
 
         def step_loss(batch):
@@ -162,15 +165,6 @@ class EntityEmbeddingModel(Model):
         self.net.eval()
         return self
 
-    @torch.no_grad()
-    def predict(self, df: pd.DataFrame) -> np.ndarray:
-        dev = self.net.global_bias.device
-        cats, genres, dense = self._tensors(df, dev)
-        step = 65536
-        out = [self.net(cats[s:s + step], genres[s:s + step], dense[s:s + step])[0] for s in range(0, len(df), step)]
-        p = torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
-        return np.clip(p, *self.side.rating_scale)
-
     def save(self, path: Path) -> None:
         save_state(path, self.config, self.net, encoder=self.encoder.to_dict())
 
@@ -181,5 +175,5 @@ class EntityEmbeddingModel(Model):
         m.encoder = SideEncoder.from_dict(state["encoder"])
         m.net = m._build()
         m.net.load_state_dict(state["net"])
-        m.net.to(resolve_device(m.config.device)).eval()  # type: ignore[attr-defined]
+        m.net.to(resolve_device(m.config.device)).eval()
         return m

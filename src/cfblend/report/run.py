@@ -1,4 +1,5 @@
-"""`make report`: train the baselines if missing, then write the leaderboard."""
+"""`make report`: the leaderboard, the cold-start table, the ablation and the report page, all read
+off what `make train` / `make all` wrote. It never trains: a missing member is named in the log."""
 
 from __future__ import annotations
 
@@ -6,30 +7,30 @@ import logging
 
 import pandas as pd
 
-from cfblend.analysis import cold_start_table, test_predictions
 from cfblend.competition import Competition
-from cfblend.folds import read_folds
+from cfblend.competition.folds import check_stamp
 from cfblend.io import write_csv, write_text
-from cfblend.leaderboard import build_leaderboard, to_markdown, write_leaderboard
-from cfblend.models import BASELINES, REGISTRY
+from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS
 from cfblend.paths import Paths
-from cfblend.runner import train_cv
+from cfblend.report.analysis import cold_start_table, test_predictions
+from cfblend.report.leaderboard import build_leaderboard, to_markdown, write_leaderboard
+from cfblend.runs import trained_members
 
 log = logging.getLogger(__name__)
 
 
-def trained_models(paths: Paths) -> list[str]:
-    """Registered models with scores and test predictions in the output folder."""
-    return [n for n in REGISTRY if paths.scores(n).exists() and paths.test(n).exists()]
-
-
 def run_report(comp: Competition, paths: Paths, html: bool = True) -> pd.DataFrame:
-    """Score every trained model (and the baselines) against the hidden solution."""
-    folds = read_folds(paths.folds, comp.train)
-    for name in BASELINES:
-        train_cv(name, comp, folds, paths)
+    """Score every trained member against the hidden solution and write the report's files."""
+    check_stamp(paths, comp.name)
+    members = trained_members(paths)
+    if not members:
+        raise FileNotFoundError(f"no trained model in {paths.output}: run `make train MODEL=...` or `make all` first")
+    missing = [m for m in (*DEFAULT_MODELS, *ANALYSIS_MODELS) if m not in trained_members(paths, with_analysis=True)]
+    if missing:
+        log.warning("not trained, so not in the report: %s (`make train MODEL=%s`)", ", ".join(missing),
+                    ",".join(missing))
     solution = pd.read_csv(paths.solution(comp.name))
-    board = build_leaderboard(paths, solution, trained_models(paths))
+    board = build_leaderboard(paths, solution, members)
     write_leaderboard(board, paths, f"Leaderboard: {comp.name}")
     log.info("leaderboard (%s):\n%s", comp.name, board.to_string(index=False, float_format="%.4f"))
     preds = test_predictions(paths, list(board["model"]), solution["id"])  # the blend included
@@ -44,7 +45,7 @@ def run_report(comp: Competition, paths: Paths, html: bool = True) -> pd.DataFra
         write_text(to_markdown(abl, f"Ablation: nn with and without side features ({comp.name})"),
                    paths.output / "ablation_side_features.md")
     if html:
-        from cfblend.report_html import write_report_html
+        from cfblend.report.page import write_report_html
 
         write_report_html(comp, paths, board, cold, solution, preds)
     return board
@@ -55,7 +56,7 @@ def write_importance(paths: Paths, name: str) -> pd.Series:
     import lightgbm as lgb
 
     from cfblend.io import atomic_path
-    from cfblend.plots import importance_png
+    from cfblend.report.plots import importance_png
 
     gains = []
     for f in sorted(paths.models(name).glob("fold*.txt")):

@@ -1,23 +1,44 @@
-"""What the learned embeddings say: PCA of item factors, and how heavy raters skew item biases."""
+"""The analyses of the report, read off trained artifacts (never trained here): cold-start rows,
+error by user activity and item popularity, the PCA of item factors, and how the heaviest
+raters skew the learned item biases."""
 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from cfblend.cache import ModelCache
-from cfblend.models import make_model
+from cfblend.competition import Competition
+from cfblend.competition.scoring import rmse
 from cfblend.models.base import SideInfo
 from cfblend.models.dot import DotModel
+from cfblend.paths import Paths
 
 
-def fit_dot(train: pd.DataFrame, side: SideInfo, cache: ModelCache | None) -> DotModel:
-    """The registered dot model fitted on `train` (through the cache when given)."""
-    model = make_model("dot", side)
-    return (cache.fit(model, train, side) if cache else model.fit(train))  # type: ignore[return-value]
+def test_predictions(paths: Paths, models: list[str], ids) -> pd.DataFrame:
+    """Test predictions of `models`, one column each, aligned to `ids`."""
+    return pd.DataFrame({m: pd.read_parquet(paths.test(m)).set_index("id")["pred"].reindex(ids).to_numpy()
+                         for m in models}, index=pd.Index(ids, name="id"))
+
+
+def cold_start_table(comp: Competition, solution: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
+    """RMSE of each model on the test rows whose user, item, or either is unseen in train."""
+    test = comp.test.set_index("id").loc[preds.index]
+    y = solution.set_index("id")["rating"].reindex(preds.index).to_numpy()
+    groups = {"unseen_user": ~test["user_id"].isin(comp.train["user_id"]).to_numpy(),
+              "unseen_item": ~test["item_id"].isin(comp.train["item_id"]).to_numpy()}
+    groups["unseen_any"] = groups["unseen_user"] | groups["unseen_item"]
+    groups["seen_both"] = ~groups["unseen_any"]
+    rows = []
+    for name, mask in groups.items():
+        row = {"rows": name, "n": int(mask.sum())}
+        for m in preds.columns:
+            row[m] = rmse(y[mask], preds[m].to_numpy()[mask]) if mask.any() else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def item_pca(model: DotModel, train: pd.DataFrame, items: pd.DataFrame, top: int = 50) -> pd.DataFrame:
@@ -33,24 +54,31 @@ def item_pca(model: DotModel, train: pd.DataFrame, items: pd.DataFrame, top: int
     return out
 
 
-def heavy_rater_check(train: pd.DataFrame, side: SideInfo, cache: ModelCache | None, share: float = 0.01,
-                      top: int = 15, min_count: int = 20) -> dict:
+def fold_models(paths: Paths, name: str, side: SideInfo) -> list[DotModel]:
+    """The saved fold models of dot-model member `name` (empty when it was not trained)."""
+    return [DotModel.load(Path(f), side) for f in sorted(paths.models(name).glob("fold*.pt"))]
+
+
+def mean_item_bias(models: list[DotModel], items: np.ndarray) -> pd.Series:
+    """The learned bias of each of `items`, averaged over fold models."""
+    return pd.Series(np.mean([m.embeddings("item", items)[1] for m in models], axis=0), index=items)
+
+
+def heavy_rater_check(train: pd.DataFrame, items: pd.DataFrame, full: list[DotModel], light: list[DotModel],
+                      share: float = 0.01, top: int = 15, min_count: int = 20) -> dict:
     """Item bias rankings with and without the heaviest `share` of raters ("otakus are poison").
 
-    Returns the top movies by learned bias, by mean rating and by count, and how the item-bias
-    ranking (items with at least `min_count` ratings) moves when the heaviest raters are left out.
+    `full`: the `dot` member's fold models; `light`: the `dot_no_heavy` member's, trained on the
+    same folds without the ratings of the heaviest `share` of raters. Item biases are averaged over
+    the folds. Returns the top movies by learned bias, by mean rating and by count, and how the
+    item-bias ranking (items with at least `min_count` ratings) moves without the heaviest raters.
     """
-    titles = side.items.set_index("item_id")["title"]
-    full = fit_dot(train, side, cache)
+    titles = items.set_index("item_id")["title"]
     user_counts = train["user_id"].value_counts()
     n_heavy = max(1, round(len(user_counts) * share))
-    heavy = user_counts.index[:n_heavy]
-    light = train[~train["user_id"].isin(heavy)]
-    without = fit_dot(light, side, cache)
     stats = train.groupby("item_id")["rating"].agg(["count", "mean"])
     eligible = stats.index[stats["count"] >= min_count].to_numpy()
-    b_full = pd.Series(full.embeddings("item", eligible)[1], index=eligible)
-    b_light = pd.Series(without.embeddings("item", eligible)[1], index=eligible)
+    b_full, b_light = mean_item_bias(full, eligible), mean_item_bias(light, eligible)
     rank_full, rank_light = b_full.rank(ascending=False), b_light.rank(ascending=False)
 
     def named(ids) -> list[str]:

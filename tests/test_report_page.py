@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from cfblend.blend import run_blend
-from cfblend.report import run_report
-from cfblend.runner import train_cv
-from cfblend.screenshot import find_chromium, screenshot
+from cfblend.ensemble import run_blend
+from cfblend.report.run import run_report
+from cfblend.report.screenshot import find_chromium, screenshot
+from cfblend.runs import train_cv
 
 FAST = {"epochs": 3, "batch_size": 256, "device": "cpu"}
 

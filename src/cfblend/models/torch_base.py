@@ -1,14 +1,21 @@
-"""Device choice, seeding and the shared mini-batch training loop of the torch models."""
+"""What the torch models share: device choice, seeding, saving, the mini-batch training loop, and
+`TorchModel`, the base that writes chunked prediction and the logit initialisation once."""
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
+
+from cfblend.io import atomic_path
+from cfblend.models.base import Model, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +32,6 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def save_state(path, config, net: torch.nn.Module, **extra) -> None:
     """Save a model's config, extra state and network weights (on the CPU) atomically."""
-    from cfblend.io import atomic_path
-
     state = {"config": config.to_dict(), **extra, "net": {k: v.cpu() for k, v in net.state_dict().items()}}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -93,3 +98,32 @@ def train_minibatch(
                 sched.step()
             total += loss.detach()
         bar.set_postfix(loss=f"{float(total) / steps_per_epoch:.4f}")
+
+
+C = TypeVar("C", bound=ModelConfig)
+
+
+class TorchModel(Model[C]):
+    """A model whose fitted state is a torch network `net` with a `global_bias` parameter and whose
+    forward pass returns the predictions first. Subclasses say how a frame becomes input tensors."""
+
+    net: torch.nn.Module
+    predict_chunk = 65536
+
+    @staticmethod
+    def global_logit(mean: float, y_range: tuple[float, float]) -> float:
+        """The logit that puts `lo + (hi - lo) * sigmoid(x)` at the training mean (the starting global bias)."""
+        lo, hi = y_range
+        frac = min(max((mean - lo) / (hi - lo), 1e-3), 1 - 1e-3)
+        return math.log(frac / (1 - frac))
+
+    def _inputs(self, df: pd.DataFrame, device: torch.device) -> list[torch.Tensor]:
+        """The network's input tensors for the rows of `df`."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def _predict(self, df: pd.DataFrame) -> np.ndarray:
+        tensors = self._inputs(df, self.net.global_bias.device)
+        step = self.predict_chunk
+        out = [self.net(*(t[s: s + step] for t in tensors))[0] for s in range(0, len(df), step)]
+        return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cfblend.features import SideEncoder, emb_size
+from cfblend.models.side import SideEncoder, emb_size
 
 USERS = pd.DataFrame({"user_id": [1, 2, 3], "age": [23.0, 61.0, np.nan], "gender": ["M", "F", "F"],
                       "occupation": ["writer", "doctor", "pilot"], "zip": ["85711", "T8H1N", None]})

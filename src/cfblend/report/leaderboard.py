@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pandas as pd
 
+from cfblend.competition.scoring import score_predictions
 from cfblend.io import read_json, write_csv, write_text
 from cfblend.paths import Paths
-from cfblend.scoring import score_predictions
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,9 @@ import sys
 from pathlib import Path
 
 from cfblend.data.sources import kaggle_credentials_present
+from cfblend.errors import KaggleError
 
 log = logging.getLogger(__name__)
-
-
-class KaggleError(RuntimeError):
-    """A kaggle command that cannot run here, with what to do about it."""
 
 
 def _client() -> str:

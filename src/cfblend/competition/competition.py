@@ -9,16 +9,15 @@ seeded Public/Private split, and only the scorer reads it.
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from cfblend.competition.splits import split_mask
 from cfblend.data.load import Dataset
-from cfblend.io import make_tempdir, read_json, write_csv, write_json
-from cfblend.splits import split_mask
+from cfblend.io import read_json, staged_dir, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +46,7 @@ def make_competition(ds: Dataset, split: str, folder: Path | str, seed: int = 42
     usage[rng.permutation(len(test))[:n_public]] = "Public"
     mean = float(train["rating"].mean())
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_tempdir(folder.parent, f".{folder.name}.")
-    try:
+    with staged_dir(folder) as tmp:
         write_csv(train[TRAIN_COLS], tmp / "train.csv")
         write_csv(test[TEST_COLS], tmp / "test.csv")
         write_csv(pd.DataFrame({"id": test["id"], "rating": round(mean, 4)}), tmp / "sample_submission.csv")
@@ -62,16 +59,6 @@ def make_competition(ds: Dataset, split: str, folder: Path | str, seed: int = 42
                 "rating_scale": list(ds.rating_scale), "n_train": len(train), "n_test": len(test),
                 "n_users": int(r["user_id"].nunique()), "n_items": int(r["item_id"].nunique())}
         write_json(meta, tmp / "competition.json")
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("competition %s: %d train rows, %d test rows (%d Public)", folder.name, len(train), len(test), n_public)
     return folder
 

@@ -1,4 +1,4 @@
-"""The dot model's training loop compiled with numba: per-row gradients and lazy (sparse) Adam.
+"""The dot model's CPU trainer: a training loop compiled with numba, per-row gradients, lazy (sparse) Adam.
 
 The loss is the dot model's (squared error through the sigmoid, per-rating L2 on the factors and
 biases used), on the same augmented tables as the torch trainer: user row [p_u, b_u, 1], item
@@ -11,8 +11,16 @@ small batches; on large data it needs no dense pass over 160k x 60k-row tables. 
 from __future__ import annotations
 
 import os
+import time
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+
+from cfblend.models.dot.tables import copy_back, fill_tables, masks, schedule
+
+if TYPE_CHECKING:
+    from cfblend.models.dot.model import DotConfig, DotNet
 
 try:
     from numba import njit
@@ -108,3 +116,25 @@ lazy_adam_train = njit(cache=_CACHE, fastmath=True, nogil=True)(_lazy_adam_train
 def available() -> bool:
     """True when numba is importable."""
     return lazy_adam_train is not None
+
+
+def numba_fit(net: DotNet, u: torch.Tensor, i: torch.Tensor, y: torch.Tensor, c: DotConfig) -> list[float]:
+    """Train `net` with the compiled lazy-Adam loop (CPU); returns the seconds of each epoch."""
+    if not available():
+        raise RuntimeError("trainer 'numba' needs numba (pip install -r requirements.txt)")
+    if u.device.type != "cpu":
+        raise ValueError("trainer 'numba' runs on the CPU; use trainer 'fused' on CUDA")
+    k = net.user.weight.shape[1]
+    U = np.empty((net.user.weight.shape[0], k + 2), np.float32)
+    V = np.empty((net.item.weight.shape[0], k + 2), np.float32)
+    G = np.empty(1, np.float32)
+    fill_tables(net, torch.from_numpy(U), torch.from_numpy(V), torch.from_numpy(G))
+    lrs, b1s = schedule(c, len(y))
+    mask_u, mask_v, reg_u, reg_v = masks(k, c)
+    lo, hi = c.y_range
+    t0 = time.perf_counter()
+    lazy_adam_train(U, V, G, u.numpy(), i.numpy(), y.numpy(), c.seed, c.epochs, lrs.astype(np.float32),
+                    b1s.astype(np.float32), c.batch_size, np.float32(lo), np.float32(hi), reg_u, reg_v, mask_u, mask_v)
+    seconds = time.perf_counter() - t0
+    copy_back(net, torch.from_numpy(U), torch.from_numpy(V), torch.from_numpy(G))
+    return [seconds / c.epochs] * c.epochs

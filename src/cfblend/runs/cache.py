@@ -1,5 +1,6 @@
-"""A content-addressed cache of fitted models: the same class, config and training rows give the
-same key, so a model fitted once (a dot model of a CV fold, say) is loaded instead of refitted."""
+"""A content-addressed cache of fitted models (under `output/cache/`): the same class, config and
+training rows give the same key, so a model fitted once (a dot model of a CV fold, say) is loaded
+instead of refitted."""
 
 from __future__ import annotations
 

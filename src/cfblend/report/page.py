@@ -9,13 +9,13 @@ import logging
 import numpy as np
 import pandas as pd
 
-from cfblend import plots
-from cfblend.cache import ModelCache
 from cfblend.competition import Competition
-from cfblend.insights import error_buckets, fit_dot, heavy_rater_check, item_pca
+from cfblend.competition.folds import read_stamp
 from cfblend.io import read_json, write_text
 from cfblend.paths import Paths
-from cfblend.runner import side_info
+from cfblend.report import plots
+from cfblend.report.analysis import error_buckets, fold_models, heavy_rater_check, item_pca
+from cfblend.runs import side_info
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,12 @@ def _ol(title: str, names: list[str]) -> str:
 
 def write_report_html(comp: Competition, paths: Paths, board: pd.DataFrame, cold: pd.DataFrame,
                       solution: pd.DataFrame, preds: pd.DataFrame) -> None:
-    """Assemble the page from the leaderboard, the artifacts and two extra dot-model fits."""
+    """Assemble the page from the leaderboard and the trained artifacts (the fold models of `dot`
+    and `dot_no_heavy` for the embedding sections)."""
     side = side_info(comp)
-    cache = ModelCache(paths.output / "cache")
     parts = [f"<h1>{html.escape(comp.name)}</h1>",
              f'<p class="note">{comp.meta["n_train"]:,} train rows, {comp.meta["n_test"]:,} test rows '
-             f'(30% Public / 70% Private), {int(read_json(paths.stamp).get("k", 5))}-fold CV. '
+             f'(30% Public / 70% Private), {int(read_stamp(paths).get("k", 5))}-fold CV. '
              "Sorted by Private RMSE. <i>weight</i>: weight in the blend.</p>",
              "<h2>Leaderboard</h2>", _table(board, highlight_first=True)]
     if paths.scores("blend").exists():
@@ -68,25 +68,31 @@ def write_report_html(comp: Competition, paths: Paths, board: pd.DataFrame, cold
                  if m != "global_mean" and paths.scores(m).exists()}
     parts += ["<h2>Per-fold RMSE</h2>", _img(plots.fold_rmse_png(fold_rmse), "per-fold RMSE")]
 
-    if len(comp.train) >= 100:
-        dot = fit_dot(comp.train, side, cache)
-        pca = item_pca(dot, comp.train, comp.items)
+    dots, light = fold_models(paths, "dot", side), fold_models(paths, "dot_no_heavy", side)
+    if dots:
+        pca = item_pca(dots[0], comp.train, comp.items)
         parts += ["<h2>Direction and distance of embeddings: PCA of item factors</h2>",
-                  '<p class="note">The dot model fitted on the whole train set; the 50 most rated movies on '
-                  "the first two principal components of their latent factors.</p>",
+                  '<p class="note">The dot model of fold 0; the 50 most rated movies on the first two principal '
+                  "components of their latent factors.</p>",
                   _img(plots.pca_png(pca[["pc1", "pc2"]].to_numpy(), list(pca["title"]), pca.attrs["explained"]),
                        "PCA of item embeddings")]
-        h = heavy_rater_check(comp.train, side, cache)
+    if dots and light:
+        h = heavy_rater_check(comp.train, comp.items, dots, light)
         parts += ["<h2>Heavy raters and item bias</h2>",
                   f'<p class="note">The heaviest 1% of raters ({h["n_heavy"]} users) gave '
                   f'{h["heavy_share_of_ratings"]:.1%} of the train ratings. Movies with at least '
-                  f'{h["min_count"]} ratings. Leaving those users out and refitting, the item-bias ranking has '
-                  f'Spearman correlation <b>{h["spearman"]:.3f}</b> with the full one, and '
+                  f'{h["min_count"]} ratings; item biases averaged over the fold models of <i>dot</i> and of '
+                  "<i>dot_no_heavy</i> (the same folds without those users' ratings). Without them the item-bias "
+                  f'ranking has Spearman correlation <b>{h["spearman"]:.3f}</b> with the full one, and '
                   f'<b>{h["top_overlap"]}/{h["top"]}</b> of the top {h["top"]} by bias stay.</p>',
                   '<div class="lists">', _ol("Top by learned item bias", h["top_by_bias"]),
                   _ol("…without the heaviest 1%", h["top_by_bias_without_heavy"]),
                   _ol("Top by mean rating", h["top_by_mean"]), _ol("Top by rating count", h["top_by_count"]),
                   "</div>", "<p>Largest rank moves among the top 50 by bias:</p>", _table(h["biggest_moves"])]
+    elif dots:
+        parts += ["<h2>Heavy raters and item bias</h2>",
+                  '<p class="note">Train <i>dot_no_heavy</i> (`make train MODEL=dot_no_heavy`) to see this '
+                  "section.</p>"]
 
     test = comp.test.set_index("id").loc[preds.index]
     y = solution.set_index("id")["rating"].reindex(preds.index).to_numpy()

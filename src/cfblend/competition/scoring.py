@@ -7,9 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-class SubmissionError(ValueError):
-    """A submission that cannot be scored, with the reason."""
+from cfblend.errors import SubmissionError
 
 
 def rmse(y_true, y_pred) -> float:

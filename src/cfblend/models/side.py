@@ -1,4 +1,4 @@
-"""Side features of a rating row: user demographics, item genres and year, and time context.
+"""Side features of a rating row (used by `nn` and `gbm`): user demographics, item genres and year, and time context.
 
 `SideEncoder` is fit on the training rows of a fold (vocabularies and scalings come from
 those rows alone) and turns any frame of (user_id, item_id, timestamp) into:
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from cfblend.models.ids import IdIndex
 
 AGE_BINS = (0, 18, 25, 35, 45, 50, 56, 200)  # the ml-1m age groups, applied to raw ages too
 ONE_HOT_MAX = 32  # raw one-hot only for fields with at most this many categories
@@ -166,4 +168,4 @@ def _vocab(values: pd.Series) -> dict:
 
 def _lookup(vocab: dict, values) -> np.ndarray:
     """Indices of `values` in `vocab` (1..n in insertion order); 0 for unseen or missing values."""
-    return pd.Index(list(vocab)).get_indexer(pd.Series(values).to_numpy()).astype(np.int64) + 1
+    return IdIndex(list(vocab), ordered=True)(pd.Series(values).to_numpy())

@@ -1,0 +1,145 @@
+"""Blending as a pure computation: weights from the models' out-of-fold predictions, applied to
+their test predictions (`blend`). Reading the predictions and writing the submission: `run`.
+
+Methods: `linear` (non-negative weights plus a free intercept, least squares), `hill`
+(Caruana's greedy ensemble selection with replacement), `fwls` (feature-weighted linear
+stacking, Sill et al. 2009: each model's weight is a linear function of meta-features, the log
+rating counts of the row's user and item, fit by ridge), and `auto` (the default): `linear`,
+unless `fwls` beats it on the honest CV. The blend's own CV score is honest: for each fold,
+weights are fit on the OOF rows of the other folds and scored on it. The final weights are fit
+on all OOF rows and applied to the test predictions.
+
+Meta-features are counts of rows, never ratings, and are what each prediction's model saw: for
+an OOF row of fold k, the counts in the other folds; for a test row, (K-1)/K of the counts in
+the whole train set (the average over the fold models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from cfblend.competition.scoring import rmse
+
+MIN_STD = 0.02  # stars: OOF predictions that vary less than this are left out of the blend
+
+
+@dataclass
+class BlendConfig:
+    """Which predictions to blend, and how."""
+
+    models: list[str] = field(default_factory=list)  # empty: every trained model (constant ones left out)
+    method: str = "auto"  # linear, hill, fwls, or auto
+    hill_steps: int = 50
+    ridge: float = 1.0  # fwls
+
+
+def fit_linear(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least squares with non-negative weights and an unconstrained intercept."""
+    A = np.column_stack([X, np.ones(len(X)), -np.ones(len(X))])
+    coef, _ = nnls(A, y)
+    return coef[:-2], float(coef[-2] - coef[-1])
+
+
+def fit_hill(X: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[np.ndarray, float]:
+    """Greedy forward selection with replacement of the model that most lowers the average's RMSE."""
+    counts = np.zeros(X.shape[1])
+    total = np.zeros(len(X))
+    for step in range(1, steps + 1):
+        errs = [rmse(y, (total + X[:, j]) / step) for j in range(X.shape[1])]
+        j = int(np.argmin(errs))
+        counts[j] += 1
+        total += X[:, j]
+    return counts / counts.sum(), 0.0
+
+
+def meta_features(rows: pd.DataFrame, seen: pd.DataFrame, scale: float = 1.0) -> np.ndarray:
+    """[1, log1p(user count), log1p(item count)] of `rows`, counted in `seen` (times `scale`)."""
+    uc, ic = seen["user_id"].value_counts(), seen["item_id"].value_counts()
+    u = np.log1p(rows["user_id"].map(uc).fillna(0).to_numpy(np.float64) * scale)
+    i = np.log1p(rows["item_id"].map(ic).fillna(0).to_numpy(np.float64) * scale)
+    return np.column_stack([np.ones(len(rows)), u, i])
+
+
+def _fwls_design(X: np.ndarray, M: np.ndarray) -> np.ndarray:
+    return np.column_stack([X[:, [j]] * M for j in range(X.shape[1])] + [M])
+
+
+def fit_fwls(X: np.ndarray, M: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    """Ridge coefficients of the feature-weighted linear stack."""
+    A = _fwls_design(X, M)
+    return np.linalg.solve(A.T @ A + ridge * np.eye(A.shape[1]), A.T @ y)
+
+
+@dataclass
+class Blender:
+    """A fitted blend: `predict(X, M)` for prediction matrix X and meta-features M."""
+
+    method: str
+    weights: np.ndarray
+    intercept: float = 0.0
+    coef: np.ndarray | None = None  # fwls
+
+    @classmethod
+    def fit(cls, method: str, X: np.ndarray, M: np.ndarray, y: np.ndarray, cfg: BlendConfig) -> Blender:
+        if method == "linear":
+            return cls(method, *fit_linear(X, y))
+        if method == "hill":
+            return cls(method, *fit_hill(X, y, cfg.hill_steps))
+        if method == "fwls":
+            coef = fit_fwls(X, M, y, cfg.ridge)
+            m = M.shape[1]
+            mean_meta = M.mean(0)  # report each model's weight at the average row
+            weights = np.array([coef[j * m:(j + 1) * m] @ mean_meta for j in range(X.shape[1])])
+            return cls(method, weights, float(coef[-m:] @ mean_meta), coef)
+        raise ValueError(f"unknown blend method {method!r}; use linear, hill, fwls or auto")
+
+    def predict(self, X: np.ndarray, M: np.ndarray) -> np.ndarray:
+        if self.coef is not None:
+            return _fwls_design(X, M) @ self.coef
+        return X @ self.weights + self.intercept
+
+
+def honest_cv(method: str, X: np.ndarray, M: np.ndarray, y: np.ndarray, folds: np.ndarray, cfg: BlendConfig,
+              scale: tuple[float, float]) -> tuple[np.ndarray, list[float]]:
+    """OOF blend predictions with weights fit on the other folds, and the per-fold RMSE."""
+    oof = np.empty(len(y))
+    fold_rmse = []
+    for k in range(int(folds.max()) + 1):
+        b = Blender.fit(method, X[folds != k], M[folds != k], y[folds != k], cfg)
+        oof[folds == k] = np.clip(b.predict(X[folds == k], M[folds == k]), *scale)
+        fold_rmse.append(rmse(y[folds == k], oof[folds == k]))
+    return oof, fold_rmse
+
+
+
+
+@dataclass
+class BlendResult:
+    """What `blend` returns: the chosen method, its honest CV, the fitted blender and its predictions."""
+
+    method: str
+    cv_by_method: dict[str, float]
+    fold_rmse: list[float]
+    oof: np.ndarray  # honest OOF blend predictions (weights fit on the other folds)
+    test: np.ndarray  # the final blender (fit on all OOF rows) on the test predictions, clipped
+    blender: Blender
+
+
+def blend(X: np.ndarray, T: np.ndarray, y: np.ndarray, folds: np.ndarray, M: np.ndarray, MT: np.ndarray,
+          cfg: BlendConfig, scale: tuple[float, float]) -> BlendResult:
+    """Blend OOF predictions `X` (train rows x models) to fit ratings `y`; apply to test predictions `T`.
+
+    `M`, `MT`: meta-features of the train and test rows (for `fwls`). `auto` picks `linear` unless
+    `fwls` has the lower honest CV.
+    """
+    methods = ["linear", "fwls"] if cfg.method == "auto" else [cfg.method]
+    cv = {m: honest_cv(m, X, M, y, folds, cfg, scale) for m in methods}
+    cv_rmse = {m: float(np.mean(f)) for m, (_, f) in cv.items()}
+    method = min(methods, key=lambda m: cv_rmse[m])
+    oof, fold_rmse = cv[method]
+    blender = Blender.fit(method, X, M, y, cfg)
+    return BlendResult(method, cv_rmse, fold_rmse, oof, np.clip(blender.predict(T, MT), *scale), blender)

@@ -1,0 +1,45 @@
+"""The one config-override syntax (`SET="..."`) and typed configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from cfblend.models import DEFAULT_MODELS, model_config, parse_set
+from cfblend.models.dot import DotConfig
+
+
+def test_a_plain_key_goes_to_every_model_that_has_it_and_a_dotted_key_to_one():
+    out = parse_set("epochs=3 gbm.learning_rate=0.1 nn.layers=[64, 32]", ["dot", "nn", "gbm", "biases"])
+    assert out["dot"] == {"epochs": 3} and out["nn"] == {"epochs": 3, "layers": [64, 32]}
+    assert out["gbm"] == {"learning_rate": 0.1} and out["biases"] == {}
+
+
+def test_values_are_typed_by_the_config():
+    cfg = model_config("dot", parse_set("lr=1e-3 factors=8 y_range=[0, 5.5] one_cycle=false", ["dot"])["dot"])
+    assert isinstance(cfg, DotConfig)
+    assert cfg.lr == 0.001 and isinstance(cfg.lr, float)  # YAML reads 1e-3 as a string
+    assert cfg.factors == 8 and cfg.y_range == (0.0, 5.5) and cfg.one_cycle is False
+    assert model_config("nn", {"layers": [64, 32]}).layers == (64, 32)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("factor=3", "unknown key 'factor'"),
+    ("svd.factors=3", "'svd' is not among the models"),
+    ("factors=2.5", "is not a valid int"),
+    ("lr=fast", "is not a valid float"),
+    ("y_range=[1, 2, 3]", "is not a valid tuple"),
+    ("factors", "expects key=value"),
+])
+def test_bad_overrides_are_one_clear_error(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_set(text, ["dot"])
+
+
+def test_defaults_apply_unless_set():
+    out = parse_set("dot.device=cpu", ["dot", "biases", "nn"], {"device": "cuda"})
+    assert out["dot"]["device"] == "cpu" and out["nn"]["device"] == "cuda" and "device" not in out["biases"]
+
+
+def test_empty_set_changes_nothing():
+    assert parse_set("", DEFAULT_MODELS) == {m: {} for m in DEFAULT_MODELS}
+    assert parse_set(None, ["dot"]) == {"dot": {}}
