@@ -21,8 +21,11 @@ SCALE   ?= 1.0
 BENCH_DATASETS ?= ml-100k,ml-1m
 BENCH_SPLITS ?=
 
-CLI = $(PYTHON) scripts/cfblend.py --dataset "$(DATASET)" --split "$(SPLIT)" --input "$(INPUT)" --output "$(OUT)" \
-      --seed "$(SEED)"
+# User values reach the commands through the environment and are quoted there ("$$SET"), never pasted
+# into the command line, so a value with spaces or quotes stays one argument and runs nothing.
+export DATASET SPLIT INPUT OUT K SEED DEVICE MODEL MODELS SET DATA_DIR SUB BLEND COMP SCALE BENCH_DATASETS BENCH_SPLITS
+CLI = $(PYTHON) scripts/cfblend.py --dataset "$$DATASET" --split "$$SPLIT" --input "$$INPUT" --output "$$OUT" \
+      --seed "$$SEED"
 OVERWRITE = $(if $(FORCE),--overwrite,)
 
 .PHONY: help install data synth competition folds train score blend report all ablation kernel kernel-push submit screenshot bench test lint clean
@@ -35,35 +38,35 @@ install:  ## install the pinned requirements and the package into the active Pyt
 	$(PYTHON) -m pip install --no-deps --no-build-isolation -e .
 
 data:  ## obtain and verify DATASET into input/ (DATA_DIR=<folder or zip> to use your copy)
-	$(CLI) data $(if $(DATA_DIR),--data-dir "$(DATA_DIR)",)
+	$(CLI) data $(if $(DATA_DIR),--data-dir "$$DATA_DIR",)
 
 synth:  ## a synthetic ML-25M-shaped set -> input/synth-25m (SCALE=0.1 for a tenth); then DATASET=synth-25m
-	$(CLI) synth --scale "$(SCALE)"
+	$(CLI) synth --scale "$$SCALE"
 
 competition:  ## write the competition files for DATASET and SPLIT
 	$(CLI) competition
 
 folds:  ## K-fold assignment of the train rows -> OUT/folds.csv
-	$(CLI) folds --k "$(K)" $(OVERWRITE)
+	$(CLI) folds --k "$$K" $(OVERWRITE)
 
 train:  ## cross-validated training of MODEL (SET="key=value ...", FORCE=1 to replace)
-	$(CLI) train --model "$(MODEL)" --device "$(DEVICE)" --set "$(SET)" $(OVERWRITE)
+	$(CLI) train --model "$$MODEL" --device "$$DEVICE" --set "$$SET" $(OVERWRITE)
 
 score:  ## Public/Private RMSE of SUB
-	$(CLI) score --sub "$(SUB)"
+	$(CLI) score --sub "$$SUB"
 
 blend:  ## blend the trained models' OOF predictions (MODELS; default all; BLEND=auto|linear|hill|fwls) -> OUT/submission.csv
-	$(CLI) blend --models "$(MODELS)" --method "$(BLEND)"
+	$(CLI) blend --models "$$MODELS" --method "$$BLEND"
 
 report:  ## leaderboard of every trained model -> OUT/leaderboard.{csv,md}
 	$(CLI) report
 
 all:  ## data, competition, folds, every model (MODELS; default: the registry's DEFAULT_MODELS), blend, report
-	$(CLI) all --models "$(MODELS)" --k "$(K)" --set "$(SET)" --method "$(BLEND)" --device "$(DEVICE)" \
-	    --data-dir "$(DATA_DIR)" $(OVERWRITE)
+	$(CLI) all --models "$$MODELS" --k "$$K" --set "$$SET" --method "$$BLEND" --device "$$DEVICE" \
+	    --data-dir "$$DATA_DIR" $(OVERWRITE)
 
 ablation:  ## nn with and without side features -> OUT/ablation_side_features.md
-	$(CLI) train --model nn,nn_ids --device "$(DEVICE)" --set "$(SET)" $(OVERWRITE)
+	$(CLI) train --model nn,nn_ids --device "$$DEVICE" --set "$$SET" $(OVERWRITE)
 	$(CLI) report
 
 kernel:  ## build kernel/ (kernel-metadata.json + one self-contained script); KAGGLE_USERNAME sets the id
@@ -73,13 +76,13 @@ kernel-push: kernel  ## kaggle kernels push -p kernel (needs Kaggle credentials)
 	$(CLI) kernel-push --out kernel
 
 submit:  ## kaggle competitions submit COMP=<slug> -f OUT/submission.csv (needs Kaggle credentials)
-	$(CLI) submit --comp "$(COMP)"
+	$(CLI) submit --comp "$$COMP"
 
 screenshot:  ## render OUT/report.html in headless Chromium -> OUT/report.png
-	$(PYTHON) scripts/screenshot_report.py "$(OUT)/report.html" "$(OUT)/report.png"
+	$(PYTHON) scripts/screenshot_report.py "$$OUT/report.html" "$$OUT/report.png"
 
 bench:  ## our models vs Surprise (pip install -r bench/requirements-bench.txt first) -> bench/results/
-	$(PYTHON) bench/run.py --datasets $(BENCH_DATASETS) $(if $(BENCH_SPLITS),--splits $(BENCH_SPLITS),)
+	$(PYTHON) bench/run.py --datasets "$$BENCH_DATASETS" --splits "$$BENCH_SPLITS"
 
 test:  ## lint, then the test suite
 	$(PYTHON) -m ruff check src tests scripts bench
@@ -88,5 +91,5 @@ test:  ## lint, then the test suite
 lint:  ## ruff only
 	$(PYTHON) -m ruff check src tests scripts bench
 
-clean:  ## remove the artifacts (keeps input/)
-	rm -rf $(OUT)
+clean:  ## remove the artifact folder OUT (keeps input/); refuses a folder holding anything else
+	$(CLI) clean

@@ -57,8 +57,11 @@ def write_ml100k(folder: Path, n_users: int = 60, n_items: int = 80, seed: int =
     (folder / "u.item").write_text("".join(lines), encoding="latin-1")
     (folder / "u.genre").write_text("".join(f"{g}|{n}\n" for n, g in enumerate(ML100K_GENRES)))
     (folder / "u.occupation").write_text("".join(o + "\n" for o in ML100K_OCCUPATIONS))
-    sha = hashlib.sha256((folder / "u.data").read_bytes()).hexdigest()
-    return replace(get_spec("ml-100k"), ratings_sha256=sha, default_split="random")
+    def sha(name: str) -> str:
+        return hashlib.sha256((folder / name).read_bytes()).hexdigest()
+
+    return replace(get_spec("ml-100k"), ratings_sha256=sha("u.data"), default_split="random",
+                   file_sha256={f: sha(f) for f in ("u.item", "u.user", "u.genre", "u.occupation")})
 
 
 @pytest.fixture
@@ -72,16 +75,12 @@ def ml100k_dir(tmp_path) -> tuple[Path, DatasetSpec]:
 def comp_env(ml100k_dir, tmp_path):
     """A synthetic competition with folds and a stamped output folder: (Competition, folds, Paths)."""
     from cfblend.competition import Competition, make_competition
-    from cfblend.competition.folds import make_folds, write_folds
+    from cfblend.competition.folds import ensure_folds
     from cfblend.data.load import load_dataset
-    from cfblend.io import write_json
     from cfblend.paths import Paths
 
     folder, spec = ml100k_dir
     paths = Paths(tmp_path / "input", tmp_path / "output")
     comp = Competition.load(make_competition(load_dataset("ml-100k", folder, spec), "random",
                                              paths.competition("syn-random"), seed=1, test_frac=0.2))
-    folds = make_folds(comp.train, k=3, seed=0)
-    write_folds(folds, paths.folds)
-    write_json({"competition": comp.name}, paths.stamp)
-    return comp, folds["fold"].to_numpy(), paths
+    return comp, ensure_folds(comp, paths, k=3, seed=0), paths

@@ -83,18 +83,71 @@ def test_read_folds_aligns_and_refuses_foreign_files(tmp_path):
         read_folds(tmp_path / "f.csv", pd.DataFrame({"id": [1, 3, 5, 10]}))
 
 
+def _comp(name: str, n: int = 50, sha: str = "a"):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name=name, train=pd.DataFrame({"id": np.arange(n)}), fingerprint=sha)
+
+
 def test_ensure_folds_keeps_identical_folds_and_refuses_foreign_output(tmp_path):
     from cfblend.competition.folds import ensure_folds
     from cfblend.paths import Paths
 
     paths = Paths(tmp_path / "input", tmp_path / "output")
-    train = pd.DataFrame({"id": np.arange(50)})
-    first = ensure_folds("a-u1", train, paths, k=5, seed=1)
+    first = ensure_folds(_comp("a-u1"), paths, k=5, seed=1)
     stamp = paths.folds.stat().st_mtime_ns
-    assert np.array_equal(ensure_folds("a-u1", train, paths, k=5, seed=1), first)
+    assert np.array_equal(ensure_folds(_comp("a-u1"), paths, k=5, seed=1), first)
     assert paths.folds.stat().st_mtime_ns == stamp  # unchanged, not rewritten
     with pytest.raises(ArtifactConflict, match="holds artifacts of a-u1"):
-        ensure_folds("b-random", train, paths, k=5, seed=1)
+        ensure_folds(_comp("b-random"), paths, k=5, seed=1)
     with pytest.raises(ArtifactConflict, match="another assignment"):
-        ensure_folds("a-u1", train, paths, k=5, seed=2)
-    assert not np.array_equal(ensure_folds("b-random", train, paths, k=5, seed=2, overwrite=True), first)
+        ensure_folds(_comp("a-u1"), paths, k=5, seed=2)
+    assert not np.array_equal(ensure_folds(_comp("b-random"), paths, k=5, seed=2, overwrite=True), first)
+
+
+def test_switching_a_folder_to_another_competition_with_force_moves_the_stamp(tmp_path):
+    """Defect: with the same fold assignment, FORCE returned at "folds unchanged" and kept the old stamp."""
+    from cfblend.competition.folds import check_stamp, ensure_folds, load_folds
+    from cfblend.paths import Paths
+
+    paths = Paths(tmp_path / "input", tmp_path / "output")
+    ensure_folds(_comp("ml-100k-u1"), paths, k=5, seed=1)
+    ensure_folds(_comp("ml-100k-u2", sha="b"), paths, k=5, seed=1, overwrite=True)  # same ids, same folds
+    assert check_stamp(paths, _comp("ml-100k-u2", sha="b"))["competition"] == "ml-100k-u2"
+    load_folds(paths, _comp("ml-100k-u2", sha="b"))
+    with pytest.raises(ArtifactConflict, match="holds artifacts of ml-100k-u2"):
+        check_stamp(paths, _comp("ml-100k-u1"))
+
+
+def test_a_rewritten_competition_is_not_the_one_the_folds_were_made_for(tmp_path):
+    from cfblend.competition.folds import ensure_folds, load_folds
+    from cfblend.paths import Paths
+
+    paths = Paths(tmp_path / "input", tmp_path / "output")
+    ensure_folds(_comp("ml-100k-random", sha="seed42"), paths, k=5, seed=1)
+    with pytest.raises(ArtifactConflict, match="was rewritten since the folds"):
+        load_folds(paths, _comp("ml-100k-random", sha="seed7"))
+    with pytest.raises(ArtifactConflict, match="was rewritten since the folds"):
+        ensure_folds(_comp("ml-100k-random", sha="seed7"), paths, k=5, seed=1)
+
+
+def test_hand_edited_folds_are_refused(tmp_path):
+    from cfblend.competition.folds import ensure_folds, load_folds
+    from cfblend.paths import Paths
+
+    paths = Paths(tmp_path / "input", tmp_path / "output")
+    ensure_folds(_comp("c"), paths, k=5, seed=1)
+    f = pd.read_csv(paths.folds)
+    f["fold"] = f["fold"].iloc[::-1].to_numpy()
+    f.to_csv(paths.folds, index=False)
+    with pytest.raises(ArtifactConflict, match="not the assignment"):
+        load_folds(paths, _comp("c"))
+
+
+@pytest.mark.parametrize("k", [1, 101, 51])
+def test_fold_count_out_of_range_is_refused(tmp_path, k):
+    from cfblend.competition.folds import ensure_folds
+    from cfblend.paths import Paths
+
+    with pytest.raises(ValueError, match="number of folds must be between 2 and 50"):
+        ensure_folds(_comp("c", n=50), Paths(tmp_path / "i", tmp_path / "o"), k=k)

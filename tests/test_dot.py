@@ -151,3 +151,20 @@ def test_drop_heavy_raters_leaves_out_the_most_active_users(comp_env):
     n_heavy = round(len(counts) * 0.05)
     assert set(light["user_id"]) == set(counts.index[n_heavy:])
     assert drop_heaviest_raters(comp.train, 0.0) is comp.train
+
+
+def test_model_files_are_loaded_without_pickle(tmp_path):
+    """A model file from elsewhere cannot run code: anything but tensors and plain containers is refused."""
+    import pickle
+
+    import torch
+
+    from cfblend.models.torch_base import load_state
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this would have run",))
+
+    torch.save({"config": {}, "net": {}, "x": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        load_state(tmp_path / "evil.pt")

@@ -29,3 +29,22 @@ def test_staged_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):
         (tmp / "test.csv").write_text("new")
     assert [p.name for p in folder.iterdir()] == ["test.csv"]  # replaced as a whole, nothing of the old one left
     assert [p.name for p in tmp_path.iterdir()] == ["comp"]  # no staging or .old folder left
+
+
+def test_clean_removes_an_artifact_folder_and_refuses_anything_else(tmp_path, monkeypatch):
+    from cfblend.errors import ArtifactConflict
+    from cfblend.paths import remove_output
+
+    out = tmp_path / "output"
+    write_json({"competition": "x"}, out / "competition.json")
+    write_json({}, out / "scores" / "dot.json")
+    write_json({"competition": "y"}, out / "ml-1m" / "competition.json")  # a nested artifact folder (OUT=output/ml-1m)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("months of work")
+    monkeypatch.chdir(tmp_path)
+    refused = ((tmp_path / "mine", "did not write"), (tmp_path, "current folder"), (tmp_path / "..", "parents"))
+    for folder, why in refused:
+        with pytest.raises(ArtifactConflict, match=why):
+            remove_output(folder)
+    remove_output(out)
+    assert not out.exists() and (tmp_path / "mine" / "thesis.tex").exists()

@@ -51,3 +51,20 @@ def test_score_file_end_to_end(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(SubmissionError, match="cannot read"):
         score_file(tmp_path / "empty.csv", tmp_path / "solution.csv")
+
+
+def test_out_of_scale_predictions_are_scored_with_a_warning(tmp_path, caplog):
+    sol = pd.DataFrame({"id": [10, 11], "rating": [4.0, 2.0], "Usage": ["Public", "Private"]})
+    sol.to_csv(tmp_path / "solution.csv", index=False)
+    pd.DataFrame({"id": [10, 11], "rating": [7.0, 1e9]}).to_csv(tmp_path / "sub.csv", index=False)
+    s = score_file(tmp_path / "sub.csv", tmp_path / "solution.csv", (1.0, 5.0))
+    assert s["public_rmse"] == pytest.approx(3.0)
+    assert "2 predictions outside the rating scale [1, 5], e.g. row 1: 7" in caplog.text
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, "id,rating\n1,4\n".encode("utf-16")])
+def test_binary_or_utf16_file_is_refused_naming_the_file(tmp_path, content):
+    pd.DataFrame({"id": [1], "rating": [4.0], "Usage": ["Public"]}).to_csv(tmp_path / "solution.csv", index=False)
+    (tmp_path / "weird.csv").write_bytes(content)
+    with pytest.raises(SubmissionError, match=r"weird\.csv: cannot read|weird\.csv: columns must be"):
+        score_file(tmp_path / "weird.csv", tmp_path / "solution.csv")

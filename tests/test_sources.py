@@ -8,8 +8,9 @@ from dataclasses import replace
 import pytest
 
 from cfblend.data.load import load_dataset
-from cfblend.data.sources import _write_ml100k_from_recbole, ensure_dataset, sha256_file
+from cfblend.data.sources import _write_ml100k_from_recbole, ensure_dataset
 from cfblend.errors import DataError
+from cfblend.io import sha256_file
 
 
 def test_data_dir_folder_is_verified_and_copied(ml100k_dir, tmp_path):
@@ -48,6 +49,43 @@ def test_data_dir_again_keeps_the_verified_copy(ml100k_dir, tmp_path):
     before = (inp / "ml-100k" / "SOURCE.json").stat().st_mtime_ns
     assert ensure_dataset(spec, inp, data_dir=src, network=False) == inp / "ml-100k"
     assert (inp / "ml-100k" / "SOURCE.json").stat().st_mtime_ns == before
+
+
+def test_a_bad_side_file_is_refused_before_anything_is_installed(ml100k_dir, tmp_path):
+    """Defect: only the rating file was checked, so a bad u.user given through DATA_DIR was installed."""
+    src, spec = ml100k_dir
+    (src / "u.user").write_text((src / "u.user").read_text().replace("|M|", "|X|", 1))
+    inp = tmp_path / "input"
+    with pytest.raises(DataError, match=r"u\.user failed verification"):
+        ensure_dataset(spec, inp, data_dir=src, network=False)
+    assert not (inp / "ml-100k").exists() and list(inp.iterdir()) == []
+
+
+def test_a_truncated_item_file_is_refused_even_without_a_pinned_hash(ml100k_dir, tmp_path):
+    from dataclasses import replace
+
+    src, spec = ml100k_dir
+    lines = (src / "u.item").read_text(encoding="latin-1").splitlines(keepends=True)
+    (src / "u.item").write_text("".join(lines[:-10]), encoding="latin-1")
+    with pytest.raises(DataError, match=r"u\.item failed verification"):
+        ensure_dataset(spec, tmp_path / "input", data_dir=src, network=False)
+    unpinned = replace(spec, file_sha256={})  # a mirror's rebuilt file has no official hash: parsing catches it
+    with pytest.raises(DataError, match="ratings name items missing from the item file"):
+        ensure_dataset(unpinned, tmp_path / "input2", data_dir=src, network=False)
+    assert not (tmp_path / "input2" / "ml-100k").exists()
+
+
+def test_an_installed_file_changed_later_is_refused(ml100k_dir, tmp_path):
+    from dataclasses import replace
+
+    src, spec = ml100k_dir
+    spec = replace(spec, file_sha256={})  # only what SOURCE.json recorded at install time vouches
+    inp = tmp_path / "input"
+    ensure_dataset(spec, inp, data_dir=src, network=False)
+    with open(inp / "ml-100k" / "u.occupation", "a") as f:
+        f.write("astronaut\n")
+    with pytest.raises(DataError, match=r"u\.occupation changed since it was verified"):
+        ensure_dataset(spec, inp, network=False)
 
 
 def test_missing_required_file_is_named(ml100k_dir, tmp_path):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from cfblend.competition import Competition, competition_name, make_competition
-from cfblend.competition.folds import ensure_folds, read_folds
+from cfblend.competition.folds import ensure_folds, load_folds
 from cfblend.data import get_spec, load_dataset
 from cfblend.data.sources import ensure_dataset
 from cfblend.errors import ArtifactConflict, DataError, KaggleError, SubmissionError
@@ -65,7 +65,7 @@ def cmd_competition(args) -> None:
 
 def cmd_folds(args) -> None:
     comp = _competition(args)
-    ensure_folds(comp.name, comp.train, _paths(args), k=args.k, seed=args.seed, overwrite=args.overwrite)
+    ensure_folds(comp, _paths(args), k=args.k, seed=args.seed, overwrite=args.overwrite)
 
 
 def cmd_train(args) -> None:
@@ -78,16 +78,24 @@ def cmd_train(args) -> None:
     overrides = parse_set(args.set, names, {"device": args.device} if args.device else None)
     comp = _competition(args)
     paths = _paths(args)
-    folds = read_folds(paths.folds, comp.train)
+    folds, _ = load_folds(paths, comp)
     for name in names:
         train_cv(name, comp, folds, paths, overrides=overrides[name] or None, overwrite=args.overwrite)
 
 
 def cmd_score(args) -> None:
     from cfblend.competition.scoring import score_file
+    from cfblend.io import read_json
 
     paths = _paths(args)
-    s = score_file(args.sub, paths.solution(competition_name(args.dataset, _split(args))))
+    if Path(args.sub).resolve() == (paths.output / "submission.csv").resolve():
+        from cfblend.ensemble.run import check_submission_file
+
+        check_submission_file(paths, _competition(args))  # our own submission: only if its blend is current
+    name = competition_name(args.dataset, _split(args))
+    meta = paths.competition(name) / "competition.json"
+    scale = tuple(read_json(meta)["rating_scale"]) if meta.exists() else None
+    s = score_file(args.sub, paths.solution(name), scale)
     print(f"Public RMSE  {s['public_rmse']:.5f}\nPrivate RMSE {s['private_rmse']:.5f}")
 
 
@@ -113,6 +121,13 @@ def cmd_all(args) -> None:
                  device=args.device, overwrite=args.overwrite)
 
 
+def cmd_clean(args) -> None:
+    from cfblend.paths import remove_output
+
+    remove_output(args.output)
+    log.info("removed %s", args.output)
+
+
 def cmd_kernel(args) -> None:
     from cfblend.kaggle.kernel import build_kernel
 
@@ -127,14 +142,19 @@ def cmd_kernel_push(args) -> None:
 
 def cmd_submit(args) -> None:
     from cfblend.io import read_json
-    from cfblend.kaggle.client import submit
+    from cfblend.kaggle.client import client, submit
 
+    client()  # no credentials: say so before anything else
     paths = _paths(args)
     message = "cfblend"
-    if paths.scores("blend").exists():
+    file = Path(args.file or paths.output / "submission.csv")
+    if file.resolve() == (paths.output / "submission.csv").resolve() and file.exists():
+        from cfblend.ensemble.run import check_submission_file
+
+        check_submission_file(paths, _competition(args))
         b = read_json(paths.scores("blend"))
         message = f"blend of {', '.join(b['weights'])} ({b['method']}), CV RMSE {b['cv_rmse_mean']:.4f}"
-    submit(args.comp, args.file or paths.output / "submission.csv", message)
+    submit(args.comp, file, message)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--data-dir", default="")
     s.add_argument("--device", default="", help="auto, cpu or cuda")
     s.add_argument("--overwrite", action="store_true", help="replace folds and models made with another config")
+    sub.add_parser("clean", help="delete the artifact folder (--output), refusing one that holds anything else")
     s = sub.add_parser("kernel", help="build the Kaggle kernel folder")
     s.add_argument("--out", default="kernel")
     s = sub.add_parser("kernel-push", help="kaggle kernels push")
@@ -189,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         {"data": cmd_data, "competition": cmd_competition, "folds": cmd_folds, "train": cmd_train,
          "score": cmd_score, "blend": cmd_blend, "report": cmd_report, "all": cmd_all, "kernel": cmd_kernel,
-         "kernel-push": cmd_kernel_push, "submit": cmd_submit, "synth": cmd_synth}[args.cmd](args)
+         "kernel-push": cmd_kernel_push, "submit": cmd_submit, "synth": cmd_synth, "clean": cmd_clean}[args.cmd](args)
     except (DataError, SubmissionError, ArtifactConflict, KaggleError, FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -15,6 +16,24 @@ import pandas as pd
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+FAULT_ENV = "CFBLEND_FAULT"  # test hook: the name of a fault point at which the process dies
+
+
+def fault_point(name: str) -> None:
+    """Die at once, as a killed process would (no cleanup, exit 137), when `CFBLEND_FAULT` names this
+    point. The fault-injection tests use it to stop a run between two artifact writes."""
+    if os.environ.get(FAULT_ENV) == name:
+        os._exit(137)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @contextlib.contextmanager

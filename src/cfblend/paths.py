@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from cfblend.errors import ArtifactConflict
+
+# What an output folder may hold; `remove_output` refuses to delete a folder holding anything else.
+ARTIFACT_NAMES = {"competition.json", "folds.csv", "oof", "test", "models", "scores", "cache", ".staging",
+                  "leaderboard.csv", "leaderboard.md", "report.html", "report.png", "submission.csv", "cold_start.csv",
+                  "ablation_side_features.md", "gbm_importance.csv", "gbm_importance.png", "embeddings", "logs",
+                  "tune"}
 
 
 @dataclass(frozen=True)
@@ -45,3 +54,36 @@ class Paths:
 
     def scores(self, model: str) -> Path:
         return self.output / "scores" / f"{model}.json"
+
+
+def _foreign(folder: Path) -> list[str]:
+    """Entries of `folder` that no artifact folder holds (a nested artifact folder is fine)."""
+    out = []
+    for p in folder.iterdir():
+        if p.name in ARTIFACT_NAMES or (p.name.startswith(".") and p.name.endswith(".tmp")):
+            continue
+        if p.is_dir() and not p.is_symlink() and ((p / "competition.json").exists() or not any(p.iterdir())):
+            out += [f"{p.name}/{q}" for q in _foreign(p)]
+            continue
+        out.append(p.name)
+    return out
+
+
+def remove_output(folder: Path | str) -> None:
+    """`make clean`: delete an artifact folder, refusing anything that does not look like one (the
+    repository, a home folder, a folder with files this project did not write)."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    real = folder.resolve()
+    cwd = Path.cwd().resolve()
+    if real == Path(real.anchor) or real == Path.home().resolve() or real in (cwd, *cwd.parents):
+        raise ArtifactConflict(f"refusing to delete {folder}: it is the file system root, a home folder, or the "
+                               "current folder or one of its parents")
+    if not real.is_dir() or folder.is_symlink():
+        raise ArtifactConflict(f"refusing to delete {folder}: not an artifact folder")
+    foreign = _foreign(real)
+    if foreign:
+        raise ArtifactConflict(f"refusing to delete {folder}: it holds files this project did not write "
+                               f"({', '.join(sorted(foreign)[:5])}); delete them by hand if you mean it")
+    shutil.rmtree(real)

@@ -42,7 +42,7 @@ def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Path
     name = competition_name(dataset, split)
     folder = make_competition(load_dataset(dataset, raw), split, paths.competition(name), seed=seed)
     comp = Competition.load(folder)
-    fold_of = ensure_folds(name, comp.train, paths, k=k, seed=seed, overwrite=overwrite)
+    fold_of = ensure_folds(comp, paths, k=k, seed=seed, overwrite=overwrite)
     for m in trained:
         train_cv(m, comp, fold_of, paths, overrides=per_model[m] or None, overwrite=overwrite)
     run_blend(comp, paths, BlendConfig(models=list(models), method=blend_method))

@@ -8,6 +8,7 @@ seeded Public/Private split, and only the scorer reads it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import pandas as pd
 
 from cfblend.competition.splits import split_mask
 from cfblend.data.load import Dataset
-from cfblend.io import read_json, staged_dir, write_csv, write_json
+from cfblend.io import read_json, sha256_file, staged_dir, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,18 @@ def make_competition(ds: Dataset, split: str, folder: Path | str, seed: int = 42
     return folder
 
 
+PUBLIC_FILES = ("competition.json", "train.csv", "test.csv", "users.csv", "items.csv")  # what models may read
+
+
+def content_fingerprint(folder: Path | str) -> str:
+    """SHA-256 over the bytes of the files a model may read (never the solution): the competition's
+    identity by content, so a rewritten competition under the same name is a different one."""
+    h = hashlib.sha256()
+    for name in PUBLIC_FILES:
+        h.update(name.encode() + b"\0" + sha256_file(Path(folder) / name).encode())
+    return h.hexdigest()
+
+
 @dataclass
 class Competition:
     """What a competitor sees: train, test and the side tables. Never the solution."""
@@ -74,6 +87,7 @@ class Competition:
     items: pd.DataFrame
     rating_scale: tuple[float, float]
     meta: dict
+    fingerprint: str = ""  # content_fingerprint of the folder it was loaded from
 
     @classmethod
     def load(cls, folder: Path | str) -> Competition:
@@ -87,4 +101,5 @@ class Competition:
         users = pd.read_csv(folder / "users.csv", dtype={"zip": str, "gender": str, "occupation": str})
         items = pd.read_csv(folder / "items.csv", dtype={"genres": str, "title": str})
         items["genres"] = [g.split("|") if isinstance(g, str) and g else [] for g in items["genres"]]
-        return cls(meta["name"], train, test, users, items, tuple(meta["rating_scale"]), meta)
+        return cls(meta["name"], train, test, users, items, tuple(meta["rating_scale"]), meta,
+                   content_fingerprint(folder))

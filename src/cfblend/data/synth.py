@@ -18,8 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from cfblend.data.sources import sha256_file
-from cfblend.io import staged_dir, write_json
+from cfblend.io import sha256_file, staged_dir, write_json
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,12 @@
 """`make blend`: read every member's OOF and test predictions, blend them (`blend.blend`), and
-write `submission.csv` (checked against the sample submission) with the blend's own artifacts."""
+write `submission.csv` (checked against the sample submission) with the blend's own artifacts.
+
+Only members whose artifacts check out (`runs.artifacts.check`: complete, and made from the
+competition and folds there now) are read. The blend's manifest, `scores/blend.json`, is written
+last and records each member's run fingerprint: `check_blend` refuses a blend one of whose
+members was retrained (or went stale) since, so a stale submission is never scored, reported or
+submitted.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from cfblend.competition import Competition
-from cfblend.competition.folds import check_stamp
+from cfblend.competition.folds import load_folds
 from cfblend.competition.scoring import check_submission, rmse
 from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, meta_features
-from cfblend.io import write_csv, write_json, write_parquet
+from cfblend.io import fault_point, write_csv, write_json, write_parquet
 from cfblend.paths import Paths
-from cfblend.runs import trained_members
+from cfblend.runs import artifacts, trained_members
+from cfblend.runs.artifacts import StaleArtifact
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +60,12 @@ def load_predictions(paths: Paths, comp: Competition, models: list[str]) -> tupl
 def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -> dict:
     """Honest CV of the blend, final weights, `submission.csv`, and the blend's artifacts."""
     cfg = cfg or BlendConfig()
-    check_stamp(paths, comp.name)
+    _, folds_sha = load_folds(paths, comp)
     t0 = time.perf_counter()
     models = list(cfg.models) or sorted(trained_members(paths))
+    if not models:
+        raise FileNotFoundError(f"no trained model in {paths.output}: run `make train MODEL=...` or `make all` first")
+    runs = {m: artifacts.check(paths, m, comp.fingerprint, folds_sha, what="member")["fingerprint"] for m in models}
     X, T, folds = load_predictions(paths, comp, models)
     keep = X.std(axis=0) >= MIN_STD  # a (near-)constant predictor duplicates the intercept, destabilising the fit
     if keep.any():
@@ -77,10 +88,17 @@ def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -
     sub = sub.reset_index()
     check_submission(sub, sample["id"], where="blend submission")
     assert sub["id"].tolist() == sample["id"].tolist()
+    paths.scores("blend").unlink(missing_ok=True)  # the manifest goes first and comes back last
+    fault_point("blend:after_unlink")
     write_csv(sub, paths.output / "submission.csv")
+    fault_point("blend:after_submission")
     write_parquet(pd.DataFrame({"id": comp.train["id"].to_numpy(), "fold": folds, "pred": oof}), paths.oof("blend"))
     write_parquet(pd.DataFrame({"id": comp.test["id"].to_numpy(), "pred": test}), paths.test("blend"))
-    scores = {"model": "blend", "competition": comp.name, "method": method, "cv_by_method": cv_rmse,
+    fault_point("blend:after_predictions")
+    files = [paths.output / "submission.csv", paths.oof("blend"), paths.test("blend")]
+    scores = {"model": "blend", "competition": comp.name, "competition_sha": comp.fingerprint,
+              "folds_sha": folds_sha, "members": runs, "files": artifacts.file_hashes(paths, files),
+              "method": method, "cv_by_method": cv_rmse,
               "weights": dict(zip(models, map(float, w), strict=True)), "intercept": b,
               "fwls_coef": None if res.blender.coef is None else res.blender.coef.tolist(),
               "fold_rmse": fold_rmse, "cv_rmse_mean": float(np.mean(fold_rmse)),
@@ -93,3 +111,23 @@ def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -
              {m: round(v, 3) for m, v in scores["weights"].items()}, b, scores["cv_rmse_mean"],
              scores["cv_rmse_std"], scores["oof_rmse"], paths.output / "submission.csv")
     return scores
+
+
+def check_blend(paths: Paths, comp: Competition, folds_sha: str) -> dict:
+    """The blend's manifest, after checking its files and that every member is still the run it blended."""
+    m = artifacts.check(paths, "blend", comp.fingerprint, folds_sha, what="blend")
+    for member, fp in m.get("members", {}).items():
+        try:
+            now = artifacts.check(paths, member, comp.fingerprint, folds_sha, what="member")["fingerprint"]
+        except StaleArtifact as e:
+            raise StaleArtifact(f"the blend in {paths.output} is stale: {e}; then `make blend`") from None
+        if now != fp:
+            raise StaleArtifact(f"the blend in {paths.output} is stale: {member} was retrained since it was made: "
+                                "rerun `make blend`")
+    return m
+
+
+def check_submission_file(paths: Paths, comp: Competition) -> None:
+    """Refuse `submission.csv` of the output folder unless the blend that wrote it is current."""
+    _, folds_sha = load_folds(paths, comp)
+    check_blend(paths, comp, folds_sha)

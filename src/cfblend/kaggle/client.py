@@ -18,7 +18,8 @@ from cfblend.errors import KaggleError
 log = logging.getLogger(__name__)
 
 
-def _client() -> str:
+def client() -> str:
+    """The kaggle executable, once credentials are there; `KaggleError` saying what to do otherwise."""
     if not kaggle_credentials_present():
         raise KaggleError("no Kaggle credentials: put kaggle.json in ~/.kaggle/ (chmod 600) or set KAGGLE_USERNAME "
                           "and KAGGLE_KEY (https://www.kaggle.com/settings -> API -> Create New Token)")
@@ -42,7 +43,7 @@ def push_kernel(folder: Path | str = "kernel") -> None:
     folder = Path(folder)
     if not (folder / "kernel-metadata.json").exists():
         raise KaggleError(f"{folder}/kernel-metadata.json missing: run `make kernel` first")
-    _run([_client(), "kernels", "push", "-p", str(folder)])
+    _run([client(), "kernels", "push", "-p", str(folder)])
 
 
 def submit(competition: str, file: Path | str, message: str) -> None:
@@ -51,4 +52,4 @@ def submit(competition: str, file: Path | str, message: str) -> None:
         raise KaggleError("no competition given: `make submit COMP=<competition-slug>`")
     if not Path(file).exists():
         raise KaggleError(f"{file} missing: run `make all` (or `make blend`) first")
-    _run([_client(), "competitions", "submit", competition, "-f", str(file), "-m", message])
+    _run([client(), "competitions", "submit", competition, "-f", str(file), "-m", message])

@@ -27,9 +27,25 @@ class SideInfo:
 
 @dataclass
 class ModelConfig:
-    """Base of the model configs: plain dataclasses, seeded, built from dicts or YAML."""
+    """Base of the model configs: plain dataclasses, seeded, built from dicts or YAML.
+
+    `limits` maps a field to its allowed range: `">0"`, `">=0"`, `">=1"`, `"[0,1)"`, `"(0,1]"` or
+    `"(0,1)"` (for a tuple, every element); a value outside it is refused when the config is made,
+    so a bad config never starts a run, let alone replaces good artifacts.
+    """
 
     seed: int = 42
+    limits: ClassVar[dict[str, str]] = {}
+
+    def __post_init__(self) -> None:
+        for name, rule in {"seed": ">=0", **self.limits}.items():
+            value = getattr(self, name)
+            for v in value if isinstance(value, tuple) else (value,):
+                if not _within(v, rule):
+                    raise ValueError(f"{type(self).__name__}.{name}: {value!r} is out of range (must be {rule})")
+        y_range = getattr(self, "y_range", None)
+        if y_range is not None and not y_range[0] < y_range[1]:
+            raise ValueError(f"{type(self).__name__}.y_range: {list(y_range)} must be [lo, hi] with lo < hi")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -83,6 +99,15 @@ def coerce(value: Any, kind: Any, where: str) -> Any:
     except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}") from None
     return value
+
+
+def _within(v: float, rule: str) -> bool:
+    if rule.startswith(">="):
+        return v >= float(rule[2:])
+    if rule.startswith(">"):
+        return v > float(rule[1:])
+    lo, hi = (float(x) for x in rule[1:-1].split(","))
+    return (lo <= v if rule[0] == "[" else lo < v) and (v <= hi if rule[-1] == "]" else v < hi)
 
 
 C = TypeVar("C", bound=ModelConfig)

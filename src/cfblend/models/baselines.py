@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,8 @@ class BiasesConfig(ModelConfig):
     reg_item: float = 25.0
     reg_user: float = 10.0
     iterations: int = 3
+
+    limits: ClassVar[dict[str, str]] = {"reg_item": ">=0", "reg_user": ">=0", "iterations": ">=1"}
 
 
 class DampedBiases(Model[BiasesConfig]):

@@ -25,7 +25,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
@@ -33,7 +33,7 @@ import pandas as pd
 
 from cfblend.io import atomic_path, write_json
 from cfblend.models.base import Model, ModelConfig, SideInfo
-from cfblend.models.dot import DotModel
+from cfblend.models.dot import DotConfig, DotModel
 from cfblend.models.ids import IdIndex
 from cfblend.models.side import join_side
 
@@ -58,6 +58,15 @@ class GBMConfig(ModelConfig):
     max_rounds: int = 3000
     early_stopping: int = 100
     num_threads: int = 2
+
+    limits: ClassVar[dict[str, str]] = {
+        "inner_folds": ">=2", "valid_frac": "(0,1)", "learning_rate": ">0", "num_leaves": ">=2",
+        "min_data_in_leaf": ">=1", "feature_fraction": "(0,1]", "bagging_fraction": "(0,1]", "lambda_l2": ">=0",
+        "max_rounds": ">=1", "early_stopping": ">=1", "num_threads": ">=0"}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        DotConfig.from_dict({**DotConfig().to_dict(), **self.dot})  # the inner dot config is checked too
 
 
 def aggregates(fit_rows: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,11 @@ class NNConfig(ModelConfig):
     batch_size: int = 1024
     y_range: tuple[float, float] = (0.0, 5.5)
     device: str = "auto"
+
+    limits: ClassVar[dict[str, str]] = {
+        "layers": ">=1", "dropout": "[0,1)", "emb_dropout": "[0,1)", "emb_scale": ">0", "emb_wd": ">=0",
+        "fm_factors": ">=0", "fm_wd": ">=0", "id_dropout": "[0,1)", "wd": ">=0", "epochs": ">=1", "lr": ">0",
+        "batch_size": ">=2"}  # batch norm needs two rows
 
 
 class EntityEmbeddingNet(nn.Module):

@@ -31,15 +31,19 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def save_state(path, config, net: torch.nn.Module, **extra) -> None:
-    """Save a model's config, extra state and network weights (on the CPU) atomically."""
+    """Save a model's config, extra state and network weights (on the CPU) atomically, as plain tensors
+    and containers only (NumPy arrays become tensors), so `load_state` never needs pickle."""
+    extra = {k: torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v for k, v in extra.items()}
     state = {"config": config.to_dict(), **extra, "net": {k: v.cpu() for k, v in net.state_dict().items()}}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
 def load_state(path) -> dict:
-    """Read what `save_state` wrote (onto the CPU)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """Read what `save_state` wrote (onto the CPU) with `weights_only=True`: a file from elsewhere
+    cannot run code. Tensors saved from NumPy arrays come back as arrays."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -25,13 +25,14 @@ def model_row(paths: Paths, name: str, solution: pd.DataFrame) -> dict:
             "oof_rmse": s["oof_rmse"], **score_predictions(test, solution), "fit_seconds": s["fit_seconds"]}
 
 
-def build_leaderboard(paths: Paths, solution: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """Rows for `names` (and the blend, if made), sorted best first by Private RMSE (Kaggle's final standing).
+def build_leaderboard(paths: Paths, solution: pd.DataFrame, names: list[str], with_blend: bool = True) -> pd.DataFrame:
+    """Rows for `names` (and the blend, if `with_blend`), sorted best first by Private RMSE (Kaggle's
+    final standing). The caller has checked that every artifact read is current.
 
     `weight` is each model's weight in the blend (at the average row, for a feature-weighted blend).
     """
     weights = {}
-    if paths.scores("blend").exists() and paths.test("blend").exists():
+    if with_blend:
         weights = read_json(paths.scores("blend"))["weights"]
         names = [*names, "blend"]
     rows = [{**model_row(paths, n, solution), "weight": weights.get(n, np.nan)} for n in names]

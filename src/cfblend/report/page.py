@@ -50,9 +50,9 @@ def _ol(title: str, names: list[str]) -> str:
 
 
 def write_report_html(comp: Competition, paths: Paths, board: pd.DataFrame, cold: pd.DataFrame,
-                      solution: pd.DataFrame, preds: pd.DataFrame) -> None:
+                      solution: pd.DataFrame, preds: pd.DataFrame, current: list[str]) -> None:
     """Assemble the page from the leaderboard and the trained artifacts (the fold models of `dot`
-    and `dot_no_heavy` for the embedding sections)."""
+    and `dot_no_heavy` for the embedding sections, when `current` says they are)."""
     side = side_info(comp)
     parts = [f"<h1>{html.escape(comp.name)}</h1>",
              f'<p class="note">{comp.meta["n_train"]:,} train rows, {comp.meta["n_test"]:,} test rows '
@@ -68,7 +68,7 @@ def write_report_html(comp: Competition, paths: Paths, board: pd.DataFrame, cold
                  if m != "global_mean" and paths.scores(m).exists()}
     parts += ["<h2>Per-fold RMSE</h2>", _img(plots.fold_rmse_png(fold_rmse), "per-fold RMSE")]
 
-    dots, light = fold_models(paths, "dot", side), fold_models(paths, "dot_no_heavy", side)
+    dots, light = ([fold_models(paths, m, side) if m in current else [] for m in ("dot", "dot_no_heavy")])
     if dots:
         pca = item_pca(dots[0], comp.train, comp.items)
         parts += ["<h2>Direction and distance of embeddings: PCA of item factors</h2>",

@@ -1,5 +1,7 @@
 """`make report`: the leaderboard, the cold-start table, the ablation and the report page, all read
-off what `make train` / `make all` wrote. It never trains: a missing member is named in the log."""
+off what `make train` / `make all` wrote. It never trains: a missing member is named in the log, a
+stale one (made from another version of the competition or other folds, or incomplete) is left
+out with a warning that says what to run, and a stale blend is refused."""
 
 from __future__ import annotations
 
@@ -8,29 +10,43 @@ import logging
 import pandas as pd
 
 from cfblend.competition import Competition
-from cfblend.competition.folds import check_stamp
+from cfblend.competition.folds import load_folds
+from cfblend.ensemble.run import check_blend
 from cfblend.io import write_csv, write_text
 from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS
 from cfblend.paths import Paths
 from cfblend.report.analysis import cold_start_table, test_predictions
 from cfblend.report.leaderboard import build_leaderboard, to_markdown, write_leaderboard
-from cfblend.runs import trained_members
+from cfblend.runs import artifacts, trained_members
+from cfblend.runs.artifacts import StaleArtifact
 
 log = logging.getLogger(__name__)
 
 
 def run_report(comp: Competition, paths: Paths, html: bool = True) -> pd.DataFrame:
     """Score every trained member against the hidden solution and write the report's files."""
-    check_stamp(paths, comp.name)
-    members = trained_members(paths)
+    _, folds_sha = load_folds(paths, comp)
+    current = []
+    for m in trained_members(paths, with_analysis=True):
+        try:
+            artifacts.check(paths, m, comp.fingerprint, folds_sha)
+            current.append(m)
+        except StaleArtifact as e:
+            log.warning("left out of the report: %s", e)
+    members = [m for m in current if m not in ANALYSIS_MODELS]
     if not members:
         raise FileNotFoundError(f"no trained model in {paths.output}: run `make train MODEL=...` or `make all` first")
-    missing = [m for m in (*DEFAULT_MODELS, *ANALYSIS_MODELS) if m not in trained_members(paths, with_analysis=True)]
+    missing = [m for m in (*DEFAULT_MODELS, *ANALYSIS_MODELS) if m not in current]
     if missing:
         log.warning("not trained, so not in the report: %s (`make train MODEL=%s`)", ", ".join(missing),
                     ",".join(missing))
+    blend = paths.scores("blend").exists()
+    if blend:
+        check_blend(paths, comp, folds_sha)
+    else:
+        log.warning("no blend in %s: run `make blend` for its row and submission.csv", paths.output)
     solution = pd.read_csv(paths.solution(comp.name))
-    board = build_leaderboard(paths, solution, members)
+    board = build_leaderboard(paths, solution, members, with_blend=blend)
     write_leaderboard(board, paths, f"Leaderboard: {comp.name}")
     log.info("leaderboard (%s):\n%s", comp.name, board.to_string(index=False, float_format="%.4f"))
     preds = test_predictions(paths, list(board["model"]), solution["id"])  # the blend included
@@ -47,7 +63,7 @@ def run_report(comp: Competition, paths: Paths, html: bool = True) -> pd.DataFra
     if html:
         from cfblend.report.page import write_report_html
 
-        write_report_html(comp, paths, board, cold, solution, preds)
+        write_report_html(comp, paths, board, cold, solution, preds, current)
     return board
 
 

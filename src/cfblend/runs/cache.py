@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cfblend.models.base import Model, SideInfo
+from cfblend.runs.artifacts import code_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,9 @@ class ModelCache:
 
     @staticmethod
     def key(model: Model, train: pd.DataFrame) -> str:
-        """Hash of the model's class and config and the exact training rows."""
-        h = hashlib.sha256(json.dumps({"class": type(model).__name__, "config": model.config.to_dict()},
-                                      sort_keys=True).encode())
+        """Hash of the model's class, config and code, and the exact training rows."""
+        h = hashlib.sha256(json.dumps({"class": type(model).__name__, "config": model.config.to_dict(),
+                                       "code": code_fingerprint(type(model))}, sort_keys=True).encode())
         for col in ("user_id", "item_id", "rating", "timestamp"):
             if col in train:
                 h.update(np.ascontiguousarray(train[col].to_numpy()).tobytes())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,10 @@ class DotConfig(ModelConfig):
     # "numba": compiled per-row loop with lazy Adam (CPU, fastest); "autograd": the generic torch loop
     device: str = "auto"
     drop_heavy_raters: float = 0.0  # share of the most active users left out of training (heavy-rater check)
+
+    limits: ClassVar[dict[str, str]] = {
+        "factors": ">=1", "epochs": ">=1", "lr": ">0", "wd": ">=0", "bias_wd": ">=0", "batch_size": ">=1",
+        "init_std": ">=0", "drop_heavy_raters": "[0,1)"}
 
 
 class DotNet(nn.Module):

@@ -1,0 +1,121 @@
+"""Which artifacts can be trusted: a model's files are committed together, and readers check them.
+
+A trained model is the set `oof/<m>.parquet`, `test/<m>.parquet`, `models/<m>/` and
+`scores/<m>.json`. The scores file is the set's *manifest*: it is written last and holds the
+SHA-256 of every other file of the set, the content hash of the competition and of the fold
+assignment it was trained on, and the run's fingerprint (model, config, code, data, folds). A
+set is built in a staging folder and moved into place only when complete (`commit`); until its
+manifest is written the model counts as not trained. `check` is what every reader calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import logging
+import os
+import pkgutil
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from cfblend.errors import ArtifactConflict
+from cfblend.io import fault_point, make_tempdir, read_json, sha256_file, write_json
+from cfblend.paths import Paths
+
+log = logging.getLogger(__name__)
+
+
+class StaleArtifact(ArtifactConflict):
+    """Artifacts that were not made from what is there now (or are incomplete); says what to run."""
+
+
+def code_fingerprint(cls: type) -> str:
+    """SHA-256 of the source of the module defining `cls` and, when that module lives in a package of
+    its own (`models/dot/`), of every module of that package. Read through the import system, so it
+    works inside the Kaggle kernel's zip too."""
+    module = sys.modules[cls.__module__]
+    names = [module.__name__]
+    package = module.__name__.rpartition(".")[0]
+    pkg = sys.modules.get(package)
+    if pkg is not None and package.count(".") >= 2 and hasattr(pkg, "__path__"):  # cfblend.models.<pkg>
+        names = [package] + [f"{package}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)]
+    h = hashlib.sha256()
+    for name in sorted(names):
+        h.update(inspect.getsource(importlib.import_module(name)).encode())
+    return h.hexdigest()[:16]
+
+
+def file_hashes(paths: Paths, files: list[Path]) -> dict[str, str]:
+    """{path relative to the output folder: SHA-256} of `files`."""
+    return {f.relative_to(paths.output).as_posix(): sha256_file(f) for f in files}
+
+
+def member_files(paths: Paths, name: str) -> list[Path]:
+    """The files of a trained model's set, the manifest excepted."""
+    folder = paths.models(name)
+    models = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    return [paths.oof(name), paths.test(name), *models]
+
+
+def check(paths: Paths, name: str, competition_sha: str, folds_sha: str, what: str = "model") -> dict[str, Any]:
+    """The manifest of `name`, after checking that its set is complete, intact and made from the
+    competition and folds that are there now; `StaleArtifact` (saying what to run) otherwise."""
+    refresh = "`make blend`" if name == "blend" else f"`make train MODEL={name}`"
+    manifest_path = paths.scores(name)
+    if not manifest_path.exists():
+        raise StaleArtifact(f"{what} {name} is not trained in {paths.output} (or its run did not finish): run "
+                            f"{refresh}")
+    m = read_json(manifest_path)
+    if m.get("competition_sha") != competition_sha or m.get("folds_sha") != folds_sha:
+        raise StaleArtifact(f"{what} {name} in {paths.output} was made from another version of the competition or "
+                            f"other folds: rerun {refresh}")
+    for rel, sha in (m.get("files") or {}).items():
+        f = paths.output / rel
+        if not f.is_file() or sha256_file(f) != sha:
+            raise StaleArtifact(f"{what} {name}: {rel} is missing or is not the file its run wrote: rerun {refresh}")
+    if not m.get("files"):
+        raise StaleArtifact(f"{what} {name}: {manifest_path} lists no files (written by an older version): rerun "
+                            f"{refresh}")
+    return m
+
+
+def valid(paths: Paths, name: str, competition_sha: str, folds_sha: str) -> bool:
+    """True when `check` passes."""
+    try:
+        check(paths, name, competition_sha, folds_sha)
+    except StaleArtifact:
+        return False
+    return True
+
+
+def staging(paths: Paths, name: str) -> Path:
+    """A fresh staging folder for a run of `name` (inside the output folder, so renames stay on one disk)."""
+    return make_tempdir(paths.output / ".staging", f"{name}.")
+
+
+def commit(paths: Paths, name: str, stage: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Move a staged set (`stage/oof.parquet`, `stage/test.parquet`, `stage/models/`) into place and
+    write its manifest last. The old manifest goes first, so at no moment is a mix of two runs valid."""
+    paths.scores(name).unlink(missing_ok=True)
+    fault_point("commit:after_unlink")
+    target = paths.models(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.with_name(f".{name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    if (stage / "models").exists():
+        (stage / "models").rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    fault_point("commit:after_models")
+    for kind, dest in (("oof", paths.oof(name)), ("test", paths.test(name))):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / f"{kind}.parquet", dest)
+        fault_point(f"commit:after_{kind}")
+    manifest = {**manifest, "files": file_hashes(paths, member_files(paths, name))}
+    write_json(manifest, paths.scores(name))
+    shutil.rmtree(stage, ignore_errors=True)
+    return manifest
