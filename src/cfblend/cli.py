@@ -69,10 +69,13 @@ def cmd_folds(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, parse_set
+    from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, available, model_class, parse_set
     from cfblend.runs import train_cv
 
     names = _models(args.model, DEFAULT_MODELS)
+    for n in names:
+        if not available(n):
+            raise ValueError(f"{n} needs {model_class(n).requires}, which is not installed: `make install`")
     if args.with_analysis:
         names += [m for m in ANALYSIS_MODELS if m not in names]
     overrides = parse_set(args.set, names, {"device": args.device} if args.device else None)

@@ -13,7 +13,7 @@ from cfblend.competition.folds import ensure_folds
 from cfblend.data import get_spec, load_dataset
 from cfblend.data.sources import KAGGLE_INPUT, ensure_dataset
 from cfblend.ensemble import BlendConfig, run_blend
-from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, parse_set
+from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, available, model_class, parse_set
 from cfblend.paths import Paths
 from cfblend.report.run import run_report
 from cfblend.runs import train_cv
@@ -36,6 +36,11 @@ def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Path
     paths = paths or Paths()
     spec = get_spec(dataset)
     split = split or spec.default_split
+    missing = [m for m in models if not available(m)]
+    if missing:  # Kaggle's image has no myFM, and the kernel runs offline
+        log.warning("left out: %s (needs %s, not installed here)", ", ".join(missing),
+                    ", ".join(sorted({str(model_class(m).requires) for m in missing})))
+        models = [m for m in models if m not in missing]
     trained = [*models, *(m for m in ANALYSIS_MODELS if m not in models)]
     per_model = parse_set(overrides, trained, {"device": device} if device else None)
     raw = ensure_dataset(spec, paths.input, data_dir=data_dir, kaggle_input=kaggle_input, network=network)

@@ -18,11 +18,14 @@ import pandas as pd
 
 @dataclass
 class SideInfo:
-    """What a model may know besides the ratings: the side tables and the rating scale."""
+    """What a model may know besides the ratings: the side tables, the rating scale, and which
+    (user, item) pairs were rated at all, in train and in test (public in a Kaggle competition; their
+    ratings never are), for implicit feedback."""
 
     users: pd.DataFrame
     items: pd.DataFrame
     rating_scale: tuple[float, float] = (1.0, 5.0)
+    pairs: pd.DataFrame | None = None  # user_id, item_id of every train and test row; None: unknown
 
 
 @dataclass
@@ -35,6 +38,7 @@ class ModelConfig:
     """
 
     seed: int = 42
+    refit: bool = False  # test predictions from one refit on the whole train set, not the mean of the fold models
     limits: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
@@ -119,6 +123,7 @@ class Model(ABC, Generic[C]):
     config_cls: ClassVar[type[ModelConfig]] = ModelConfig
     suffix: ClassVar[str] = ".pt"
     cacheable: ClassVar[bool] = False  # the runner stores fitted fold models in the model cache
+    requires: ClassVar[str | None] = None  # an optional package the model needs (e.g. "myfm")
     cache = None  # a cfblend.runs.cache.ModelCache, set by the runner, for models built on other models
 
     def __init__(self, config: C, side: SideInfo):

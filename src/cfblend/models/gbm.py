@@ -58,6 +58,7 @@ class GBMConfig(ModelConfig):
     max_rounds: int = 3000
     early_stopping: int = 100
     num_threads: int = 2
+    implicit: bool = True  # rating counts of the user and the item over all public (train and test) pairs
 
     limits: ClassVar[dict[str, str]] = {
         "inner_folds": ">=2", "valid_frac": "(0,1)", "learning_rate": ">0", "num_leaves": ">=2",
@@ -113,7 +114,12 @@ class GBMModel(Model[GBMConfig]):
         for g, n in self.genres_.items():
             X["genre_" + re.sub(r"\W", "_", g)] = multi[:, n]
         X["genre_affinity"] = self._genre_affinity(fit_rows, rows, multi)
-        return pd.concat([X, aggregates(fit_rows, rows)], axis=1)
+        X = pd.concat([X, aggregates(fit_rows, rows)], axis=1)
+        if self.config.implicit and self.side.pairs is not None:  # counts of public pairs: no rating involved
+            for key, p in (("user_id", "user"), ("item_id", "item")):
+                n = self.side.pairs[key].value_counts()
+                X[f"{p}_pairs"] = n.reindex(rows[key].to_numpy()).fillna(0).to_numpy()
+        return X
 
     def _item_genres(self, item_ids) -> np.ndarray:
         return IdIndex(self.side.items["item_id"], ordered=True).take(self.genre_matrix_, item_ids)

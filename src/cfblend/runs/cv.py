@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from cfblend.competition import Competition
@@ -23,8 +24,11 @@ log = logging.getLogger(__name__)
 
 
 def side_info(comp: Competition) -> SideInfo:
-    """The side tables and rating scale a model may use."""
-    return SideInfo(comp.users, comp.items, comp.rating_scale)
+    """What a model may use besides its training rows: the side tables, the rating scale, and the
+    (user, item) pairs of every train and test row (never a rating of a row it does not fit on).
+    OOF and test rows see the same pairs, so OOF predictions are made as test predictions are."""
+    pairs = pd.concat([comp.train[["user_id", "item_id"]], comp.test[["user_id", "item_id"]]], ignore_index=True)
+    return SideInfo(comp.users, comp.items, comp.rating_scale, pairs)
 
 
 @dataclass
@@ -48,11 +52,14 @@ class CVResult:
 
 def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: dict[str, Any] | None = None,
                    cache: ModelCache | None = None,
-                   on_fold: Callable[[int, Model], None] | None = None) -> CVResult:
+                   on_fold: Callable[[str, Model], None] | None = None) -> CVResult:
     """Fit model `name` on each fold's training part; OOF and test predictions and per-fold scores.
 
+    Test predictions are the mean of the fold models, or, when the model's config says `refit`, the
+    predictions of one more model fitted on every train row (OOF predictions always come from the folds).
+
     `cache` lends fitted models to models built on others (and keeps cacheable fold models);
-    `on_fold(k, model)` sees each fitted fold model (the runner saves it there).
+    `on_fold(label, model)` sees each fitted model, `fold<k>` or `refit` (the runner saves it there).
     """
     side = side_info(comp)
     train, test = comp.train, comp.test
@@ -71,10 +78,20 @@ def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: d
         res.oof[folds == k] = model.predict(val_rows)
         res.test += model.predict(test) / k_folds
         if on_fold is not None:
-            on_fold(k, model)
+            on_fold(f"fold{k}", model)
         res.fold_rmse.append(rmse(val_rows["rating"], res.oof[folds == k]))
         oof_cold.append(cold_start_counts(fit_rows, val_rows))
         log.info("%s fold %d: rmse %.4f, fit %.1fs", name, k, res.fold_rmse[-1], res.fit_seconds[-1])
+    if getattr(model.config, "refit", False):  # one more fit, on every train row, for the test predictions
+        model = make_model(name, side, overrides)
+        model.cache = cache
+        t0 = time.perf_counter()
+        model.fit(train)
+        res.fit_seconds.append(time.perf_counter() - t0)
+        res.test = model.predict(test)
+        if on_fold is not None:
+            on_fold("refit", model)
+        log.info("%s refit on all %d train rows: %.1fs", name, len(train), res.fit_seconds[-1])
     res.cold_start_oof = {key: sum(c[key] for c in oof_cold) for key in oof_cold[0]}
     res.cold_start_test = cold_start_counts(train, test)
     return res

@@ -82,7 +82,7 @@ def train_cv(name: str, comp: Competition, folds: np.ndarray, paths: Paths,
     stage = artifacts.staging(paths, name)
     try:
         res = cross_validate(name, comp, folds, overrides, cache=ModelCache(paths.output / "cache"),
-                             on_fold=lambda k, model: model.save(stage / "models" / f"fold{k}{suffix}"))
+                             on_fold=lambda label, model: model.save(stage / "models" / f"{label}{suffix}"))
         train, test = comp.train, comp.test
         write_parquet(pd.DataFrame({"id": train["id"].to_numpy(), "fold": folds, "pred": res.oof}),
                       stage / "oof.parquet")

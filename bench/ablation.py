@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Blend ablation: what each member adds, read off trained artifacts (nothing is retrained).
+
+For the output folders given (one per split, each trained by `make all` with the members to
+compare), it writes a table with each member alone (OOF and test RMSE) and the default blend with
+each member dropped in turn (honest CV and test RMSE). A member whose removal does not worsen the
+honest CV does not earn its place in the default list.
+
+Usage: python bench/ablation.py --outs output/u1,output/u2 [--models bfm,bfm_op,...] [--out bench/results/ablation.md]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # works without `make install` too
+
+import argparse
+import logging
+
+import numpy as np
+import pandas as pd
+
+from cfblend.competition import Competition
+from cfblend.competition.folds import read_stamp
+from cfblend.competition.scoring import rmse
+from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, meta_features
+from cfblend.ensemble.run import load_predictions
+from cfblend.models import DEFAULT_MODELS
+from cfblend.paths import Paths
+from cfblend.report.leaderboard import to_markdown
+
+log = logging.getLogger("ablation")
+
+
+def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> pd.DataFrame:
+    """Rows: each member alone, the blend of `models`, and that blend without each member."""
+    paths = Paths(inputs, out)
+    comp = Competition.load(paths.competition(read_stamp(paths)["competition"]))
+    solution = pd.read_csv(paths.solution(comp.name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
+    X, T, folds = load_predictions(paths, comp, models)
+    y = comp.train["rating"].to_numpy(np.float64)
+    M = np.empty((len(y), 3))
+    for k in range(int(folds.max()) + 1):
+        M[folds == k] = meta_features(comp.train[folds == k], comp.train[folds != k])
+    k_folds = int(folds.max()) + 1
+    MT = meta_features(comp.test, comp.train, scale=(k_folds - 1) / k_folds)
+    rows = [{"split": comp.name, "variant": f"{m} alone", "oof_or_honest_cv": rmse(y, X[:, j]),
+             "test_rmse": rmse(solution, T[:, j])} for j, m in enumerate(models)]
+
+    def blended(keep: list[int], label: str) -> dict:
+        keep = [j for j in keep if X[:, j].std() >= MIN_STD]
+        res = blend(X[:, keep], T[:, keep], y, folds, M, MT, BlendConfig(method=method), comp.rating_scale)
+        return {"split": comp.name, "variant": label, "oof_or_honest_cv": float(np.mean(res.fold_rmse)),
+                "test_rmse": rmse(solution, res.test)}
+
+    everything = list(range(len(models)))
+    rows.append(blended(everything, "blend of all"))
+    for j, m in enumerate(models):
+        rows.append(blended([i for i in everything if i != j], f"blend without {m}"))
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str]) -> int:
+    """CLI of `bench/ablation.py`."""
+    p = argparse.ArgumentParser(prog="bench/ablation.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--outs", required=True, help="comma-separated output folders, one per split")
+    p.add_argument("--input", default="input")
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    p.add_argument("--method", default="auto")
+    p.add_argument("--out", default="bench/results/ablation.md")
+    p.add_argument("--note", default="", help="a line of context for the table (machine, settings)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    models = [m for m in args.models.split(",") if m]
+    table = pd.concat([ablate(Path(o), Path(args.input), models, args.method) for o in args.outs.split(",")])
+    mean = table.groupby("variant", sort=False)[["oof_or_honest_cv", "test_rmse"]].mean().reset_index()
+    md = to_markdown(mean, f"Blend ablation: mean over {table['split'].nunique()} split(s)")
+    if table["split"].nunique() > 1:
+        md += "\n" + to_markdown(table, "Per split")
+    md += ("\n`oof_or_honest_cv`: a member's OOF RMSE, or a blend's honest CV (weights fit on the other folds); "
+           f"`test_rmse`: on all test rows. Blend method: {args.method}. {args.note}\n")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(md)
+    log.info("\n%s", mean.to_string(index=False, float_format="%.4f"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

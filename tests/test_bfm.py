@@ -1,0 +1,58 @@
+"""The Bayesian FM member: learns, is seeded, saves and loads, and handles unseen users and items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("myfm", reason="myfm not installed (pip install -r requirements.txt)")
+
+from cfblend.competition.scoring import rmse
+from cfblend.models import make_model
+from cfblend.models.bfm import BFMModel
+from cfblend.runs import side_info
+
+FAST = {"rank": 4, "sweeps": 30, "burn_in": 5}
+
+
+@pytest.mark.parametrize("name", ["bfm", "bfm_op"])
+def test_bfm_learns_is_seeded_and_round_trips(comp_env, tmp_path, name):
+    comp, folds, _ = comp_env
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    side = side_info(comp)
+    model = make_model(name, side, {**FAST, "saved_samples": 25}).fit(fit)
+    p = model.predict(val)
+    assert np.isfinite(p).all() and (p >= 1).all() and (p <= 5).all()
+    assert rmse(val["rating"], p) < rmse(val["rating"], np.full(len(val), fit["rating"].mean())) - 0.05
+    np.testing.assert_array_equal(p, make_model(name, side, FAST).fit(fit).predict(val))  # same seed, same numbers
+    model.save(tmp_path / "m.npz")
+    again = BFMModel.load(tmp_path / "m.npz", side)  # every kept sample saved: the same predictions
+    np.testing.assert_allclose(again.predict(val), p, atol=1e-5)
+
+
+def test_unseen_users_and_items_are_predicted_from_what_is_known(comp_env):
+    comp, folds, _ = comp_env
+    fit = comp.train[folds != 0]
+    model = make_model("bfm", side_info(comp), FAST).fit(fit)
+    u, i, t = fit["user_id"].iloc[0], fit["item_id"].iloc[0], fit["timestamp"].iloc[0]
+    rows = pd.DataFrame({"user_id": [10**6, u, 10**6], "item_id": [i, 10**6, 10**6 + 1], "timestamp": [t] * 3})
+    p = model.predict(rows)
+    assert np.isfinite(p).all() and (p >= 1).all() and (p <= 5).all()
+
+
+def test_implicit_sets_come_from_public_pairs_never_from_ratings(comp_env):
+    """The blocks depend on which pairs were rated, not on any rating: scrambling the ratings of the
+    training rows leaves every feature as it was."""
+    comp, folds, _ = comp_env
+    fit = comp.train[folds != 0]
+    side = side_info(comp)
+    a = make_model("bfm", side, FAST)
+    a._blocks(fit)
+    scrambled = fit.assign(rating=np.random.default_rng(0).permutation(fit["rating"].to_numpy()))
+    b = make_model("bfm", side, FAST)
+    b._blocks(scrambled)
+    assert (a.user_block_ != b.user_block_).nnz == 0 and (a.item_block_ != b.item_block_).nnz == 0
+    test_only = comp.test["user_id"][~comp.test["user_id"].isin(fit["user_id"])]
+    if len(test_only):  # a user seen only in test still has an implicit row
+        assert a.user_block_[a.users_(test_only.iloc[:1])].nnz > 0
