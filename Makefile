@@ -1,7 +1,15 @@
 # MovieLens rating prediction as a Kaggle-style competition.
 # Every target is a thin call of `python -m cfblend` (see scripts/cfblend.py and src/cfblend/cli.py).
 
-PYTHON  ?= python
+# Python: the project's own .venv, made (or updated when requirements.txt changes) on first use by
+# scripts/ensure_venv.sh. PYTHON=... uses an environment of your own instead (then `make install`).
+VENV    ?= .venv
+ifeq ($(origin PYTHON),undefined)
+PYTHON  := $(VENV)/bin/python
+ENV     := env
+else
+ENV     :=
+endif
 DATASET ?= ml-100k
 SPLIT   ?=
 INPUT   ?= input
@@ -20,76 +28,95 @@ COMP    ?=
 SCALE   ?= 1.0
 BENCH_DATASETS ?= ml-100k,ml-1m
 BENCH_SPLITS ?=
+ITEM    ?=
+TRIALS  ?= 20
+FOLDS   ?= 1
+STORAGE ?=
+SAVE    ?=
 
 # User values reach the commands through the environment and are quoted there ("$$SET"), never pasted
 # into the command line, so a value with spaces or quotes stays one argument and runs nothing.
-export DATASET SPLIT INPUT OUT K SEED DEVICE MODEL MODELS SET DATA_DIR SUB BLEND COMP SCALE BENCH_DATASETS BENCH_SPLITS
+export DATASET SPLIT INPUT OUT K SEED DEVICE MODEL MODELS SET DATA_DIR SUB BLEND COMP SCALE BENCH_DATASETS BENCH_SPLITS \
+       TRIALS FOLDS STORAGE ITEM
 CLI = $(PYTHON) scripts/cfblend.py --dataset "$$DATASET" --split "$$SPLIT" --input "$$INPUT" --output "$$OUT" \
       --seed "$$SEED"
 OVERWRITE = $(if $(FORCE),--overwrite,)
 
-.PHONY: help install data synth competition folds train score blend report all ablation kernel kernel-push submit screenshot bench test lint clean
+.PHONY: env help install data synth competition folds train tune models score blend similar report all ablation kernel kernel-push submit screenshot bench test lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-install:  ## install the pinned requirements and the package into the active Python
+env:  ## make or update the project's .venv from requirements.txt (every target below does this first)
+	@VENV="$(VENV)" scripts/ensure_venv.sh
+
+install:  ## with PYTHON=<yours>: install the pinned requirements and the package into that Python
 	$(PYTHON) -m pip install -r requirements.txt
 	$(PYTHON) -m pip install --no-deps --no-build-isolation -e .
 
-data:  ## obtain and verify DATASET into input/ (DATA_DIR=<folder or zip> to use your copy)
+data: $(ENV)  ## obtain and verify DATASET into input/ (DATA_DIR=<folder or zip> to use your copy)
 	$(CLI) data $(if $(DATA_DIR),--data-dir "$$DATA_DIR",)
 
-synth:  ## a synthetic ML-25M-shaped set -> input/synth-25m (SCALE=0.1 for a tenth); then DATASET=synth-25m
+synth: $(ENV)  ## a synthetic ML-25M-shaped set -> input/synth-25m (SCALE=0.1 for a tenth); then DATASET=synth-25m
 	$(CLI) synth --scale "$$SCALE"
 
-competition:  ## write the competition files for DATASET and SPLIT
+competition: $(ENV)  ## write the competition files for DATASET and SPLIT
 	$(CLI) competition
 
-folds:  ## K-fold assignment of the train rows -> OUT/folds.csv
+folds: $(ENV)  ## K-fold assignment of the train rows -> OUT/folds.csv
 	$(CLI) folds --k "$$K" $(OVERWRITE)
 
-train:  ## cross-validated training of MODEL (SET="key=value ...", FORCE=1 to replace)
+train: $(ENV)  ## cross-validated training of MODEL (SET="key=value ...", FORCE=1 to replace)
 	$(CLI) train --model "$$MODEL" --device "$$DEVICE" --set "$$SET" $(OVERWRITE)
 
-score:  ## Public/Private RMSE of SUB
+tune: $(ENV)  ## Optuna study of MODEL's config: TRIALS=20 FOLDS=1 STORAGE=<url> SAVE=1 (writes models/tuned.yaml)
+	$(CLI) tune --model "$$MODEL" --trials "$$TRIALS" --folds "$$FOLDS" --storage "$$STORAGE" --set "$$SET" \
+	    $(if $(SAVE),--save,)
+
+score: $(ENV)  ## Public/Private RMSE of SUB
 	$(CLI) score --sub "$$SUB"
 
-blend:  ## blend the trained models' OOF predictions (MODELS; default all; BLEND=auto|linear|hill|fwls) -> OUT/submission.csv
+blend: $(ENV)  ## blend the trained models' OOF predictions (MODELS; default all; BLEND=auto|linear|hill|fwls) -> OUT/submission.csv
 	$(CLI) blend --models "$$MODELS" --method "$$BLEND"
 
-report:  ## leaderboard of every trained model -> OUT/leaderboard.{csv,md}
+report: $(ENV)  ## leaderboard of every trained model -> OUT/leaderboard.{csv,md}
 	$(CLI) report
 
-all:  ## data, competition, folds, every model (MODELS; default: the registry's DEFAULT_MODELS), blend, report
+all: $(ENV)  ## data, competition, folds, every model (MODELS; default: the registry's DEFAULT_MODELS), blend, report
 	$(CLI) all --models "$$MODELS" --k "$$K" --set "$$SET" --method "$$BLEND" --device "$$DEVICE" \
 	    --data-dir "$$DATA_DIR" $(OVERWRITE)
 
-ablation:  ## nn with and without side features -> OUT/ablation_side_features.md
+models: $(ENV)  ## list every registered model with its config keys, types, defaults and ranges (for SET)
+	$(CLI) models
+
+similar: $(ENV)  ## the movies nearest to ITEM="<title or id>" by the trained models' item factors
+	$(CLI) similar --item "$$ITEM"
+
+ablation: $(ENV)  ## nn with and without side features -> OUT/ablation_side_features.md
 	$(CLI) train --model nn,nn_ids --device "$$DEVICE" --set "$$SET" $(OVERWRITE)
 	$(CLI) report
 
-kernel:  ## build kernel/ (kernel-metadata.json + one self-contained script); KAGGLE_USERNAME sets the id
+kernel: $(ENV)  ## build kernel/ (kernel-metadata.json + one self-contained script); KAGGLE_USERNAME sets the id
 	$(CLI) kernel --out kernel
 
-kernel-push: kernel  ## kaggle kernels push -p kernel (needs Kaggle credentials)
+kernel-push: $(ENV) kernel  ## kaggle kernels push -p kernel (needs Kaggle credentials)
 	$(CLI) kernel-push --out kernel
 
-submit:  ## kaggle competitions submit COMP=<slug> -f OUT/submission.csv (needs Kaggle credentials)
+submit: $(ENV)  ## kaggle competitions submit COMP=<slug> -f OUT/submission.csv (needs Kaggle credentials)
 	$(CLI) submit --comp "$$COMP"
 
-screenshot:  ## render OUT/report.html in headless Chromium -> OUT/report.png
+screenshot: $(ENV)  ## render OUT/report.html in headless Chromium -> OUT/report.png
 	$(PYTHON) scripts/screenshot_report.py "$$OUT/report.html" "$$OUT/report.png"
 
-bench:  ## our models vs Surprise (pip install -r bench/requirements-bench.txt first) -> bench/results/
+bench: $(ENV)  ## our models vs Surprise (pip install -r bench/requirements-bench.txt first) -> bench/results/
 	$(PYTHON) bench/run.py --datasets "$$BENCH_DATASETS" --splits "$$BENCH_SPLITS"
 
-test:  ## lint, then the test suite
+test: $(ENV)  ## lint, then the test suite
 	$(PYTHON) -m ruff check src tests scripts bench
 	$(PYTHON) -m pytest -q
 
-lint:  ## ruff only
+lint: $(ENV)  ## ruff only
 	$(PYTHON) -m ruff check src tests scripts bench
 
-clean:  ## remove the artifact folder OUT (keeps input/); refuses a folder holding anything else
+clean: $(ENV)  ## remove the artifact folder OUT (keeps input/); refuses a folder holding anything else
 	$(CLI) clean

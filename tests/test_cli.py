@@ -65,3 +65,14 @@ def test_all_passes_set_to_every_model_and_trains_the_analysis_member(tmp_path):
     board = pd.read_csv(tmp_path / "output" / "leaderboard.csv")
     assert set(board["model"]) == {"global_mean", "dot", "blend"}  # the analysis member is not ranked
     assert "Heavy raters and item bias" in (tmp_path / "output" / "report.html").read_text()
+
+
+def test_models_lists_every_registered_model_with_its_config(tmp_path):
+    from cfblend.models import REGISTRY
+
+    done = run_cli("models", cwd=tmp_path)
+    assert done.returncode == 0
+    for name in REGISTRY:
+        assert f"\n{name}  (" in "\n" + done.stdout
+    assert "    factors: int = 20  (range >=1)" in done.stdout
+    assert "    y_range: tuple[float, float] = (0.0, 5.5)" in done.stdout

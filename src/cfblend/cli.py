@@ -71,6 +71,7 @@ def cmd_folds(args) -> None:
 def cmd_train(args) -> None:
     from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, available, model_class, parse_set
     from cfblend.runs import train_cv
+    from cfblend.runs.tune import with_tuned
 
     names = _models(args.model, DEFAULT_MODELS)
     for n in names:
@@ -79,11 +80,28 @@ def cmd_train(args) -> None:
     if args.with_analysis:
         names += [m for m in ANALYSIS_MODELS if m not in names]
     overrides = parse_set(args.set, names, {"device": args.device} if args.device else None)
+    overrides = with_tuned(args.dataset, overrides)
     comp = _competition(args)
     paths = _paths(args)
     folds, _ = load_folds(paths, comp)
     for name in names:
         train_cv(name, comp, folds, paths, overrides=overrides[name] or None, overwrite=args.overwrite)
+
+
+def cmd_tune(args) -> None:
+    from cfblend.models import parse_set
+    from cfblend.runs.tune import save_best, tune, with_tuned
+
+    comp = _competition(args)
+    paths = _paths(args)
+    folds, _ = load_folds(paths, comp)
+    base = with_tuned(args.dataset, parse_set(args.set, [args.model]))[args.model]
+    study = tune(args.model, comp, folds, paths, args.trials, n_folds=args.folds, storage=args.storage, base=base,
+                 seed=args.seed)
+    print(f"best OOF RMSE {study.best_value:.5f} ({len(study.trials)} trials): {study.best_params}")
+    if args.save:
+        log.info("best config of %s for %s -> %s", args.model, args.dataset,
+                 save_best(args.dataset, args.model, study.best_params))
 
 
 def cmd_score(args) -> None:
@@ -122,6 +140,47 @@ def cmd_all(args) -> None:
     run_pipeline(args.dataset, _split(args), _paths(args), models=_models(args.models, DEFAULT_MODELS), k=args.k,
                  seed=args.seed, overrides=args.set, blend_method=args.method, data_dir=args.data_dir or None,
                  device=args.device, overwrite=args.overwrite)
+
+
+def cmd_similar(args) -> None:
+    from cfblend.competition.folds import load_folds
+    from cfblend.report.similar import EMBEDDING_MEMBERS, find_item, side_by_side, similar_table
+    from cfblend.runs import artifacts
+
+    comp = _competition(args)
+    paths = _paths(args)
+    _, folds_sha = load_folds(paths, comp)
+    members = [m for m in EMBEDDING_MEMBERS
+               if artifacts.valid(paths, m, comp.fingerprint, folds_sha, loads_models=True)]
+    if not members:
+        raise FileNotFoundError(f"no trained dot, nn or bfm in {paths.output}: run `make train MODEL=dot` first")
+    item = find_item(comp.items, args.item)
+    n = int((comp.train["item_id"] == item).sum())
+    title = comp.items.set_index("item_id")["title"].get(item, item)
+    if n < args.min_count:
+        log.warning("%s has only %d train ratings: its factors are noisy", title, n)
+    table = similar_table(paths, comp, item, members, k=args.k, min_count=args.min_count)
+    print(f"Nearest movies to {title} (id {item}, {n} train ratings) by cosine similarity of item factors; "
+          f"candidates with at least {args.min_count} ratings. Cells: title (ratings, similarity).")
+    print(side_by_side(table).to_string(index=False))
+
+
+def cmd_models(args) -> None:
+    import typing
+    from dataclasses import fields
+
+    from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, REGISTRY, available
+
+    for name, (cls, cfg) in REGISTRY.items():
+        role = "default member" if name in DEFAULT_MODELS else "analysis" if name in ANALYSIS_MODELS else "optional"
+        extra = "" if available(name) else f"; needs {cls.requires}, not installed"
+        print(f"{name}  ({cls.__name__}, {role}{extra})")
+        hints = typing.get_type_hints(type(cfg))
+        for f in fields(cfg):
+            h = hints[f.name]
+            kind = str(h).replace("typing.", "") if typing.get_origin(h) else h.__name__
+            rule = type(cfg).limits.get(f.name)
+            print(f"    {f.name}: {kind} = {getattr(cfg, f.name)!r}" + (f"  (range {rule})" if rule else ""))
 
 
 def cmd_clean(args) -> None:
@@ -185,6 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--set", default="", help='config overrides: "key=value model.key=value ..."')
     s.add_argument("--device", default="", help="auto, cpu or cuda")
     s.add_argument("--overwrite", action="store_true")
+    s = sub.add_parser("tune", help="an Optuna study of a model's config (objective: OOF RMSE)")
+    s.add_argument("--model", required=True)
+    s.add_argument("--trials", type=int, default=20)
+    s.add_argument("--folds", type=int, default=1, help="how many of the folds the objective uses")
+    s.add_argument("--storage", default="", help="an Optuna storage URL (default: SQLite under OUT/tune/)")
+    s.add_argument("--set", default="", help="fixed config overrides for every trial")
+    s.add_argument("--save", action="store_true", help="write the best config to src/cfblend/models/tuned.yaml")
     s = sub.add_parser("score", help="Public/Private RMSE of a submission file")
     s.add_argument("--sub", required=True)
     s = sub.add_parser("blend", help="blend OOF predictions into submission.csv")
@@ -199,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--data-dir", default="")
     s.add_argument("--device", default="", help="auto, cpu or cuda")
     s.add_argument("--overwrite", action="store_true", help="replace folds and models made with another config")
+    sub.add_parser("models", help="every registered model with its config keys, types, defaults and ranges")
+    s = sub.add_parser("similar", help="the movies nearest to a movie, by the trained models' item factors")
+    s.add_argument("--item", required=True, help="a title (case-insensitive, or part of one) or an item id")
+    s.add_argument("--k", type=int, default=5)
+    s.add_argument("--min-count", type=int, default=20, help="candidates need at least this many train ratings")
     sub.add_parser("clean", help="delete the artifact folder (--output), refusing one that holds anything else")
     s = sub.add_parser("kernel", help="build the Kaggle kernel folder")
     s.add_argument("--out", default="kernel")
@@ -213,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         {"data": cmd_data, "competition": cmd_competition, "folds": cmd_folds, "train": cmd_train,
          "score": cmd_score, "blend": cmd_blend, "report": cmd_report, "all": cmd_all, "kernel": cmd_kernel,
-         "kernel-push": cmd_kernel_push, "submit": cmd_submit, "synth": cmd_synth, "clean": cmd_clean}[args.cmd](args)
+         "kernel-push": cmd_kernel_push, "submit": cmd_submit, "synth": cmd_synth, "clean": cmd_clean,
+         "tune": cmd_tune, "similar": cmd_similar,
+         "models": cmd_models}[args.cmd](args)
     except (DataError, SubmissionError, ArtifactConflict, KaggleError, FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 1

@@ -17,6 +17,7 @@ from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, available, model_cla
 from cfblend.paths import Paths
 from cfblend.report.run import run_report
 from cfblend.runs import train_cv
+from cfblend.runs.tune import with_tuned
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Path
                     ", ".join(sorted({str(model_class(m).requires) for m in missing})))
         models = [m for m in models if m not in missing]
     trained = [*models, *(m for m in ANALYSIS_MODELS if m not in models)]
-    per_model = parse_set(overrides, trained, {"device": device} if device else None)
+    per_model = with_tuned(dataset, parse_set(overrides, trained, {"device": device} if device else None))
     raw = ensure_dataset(spec, paths.input, data_dir=data_dir, kaggle_input=kaggle_input, network=network)
     name = competition_name(dataset, split)
     folder = make_competition(load_dataset(dataset, raw), split, paths.competition(name), seed=seed)

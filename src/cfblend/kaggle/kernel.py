@@ -67,10 +67,10 @@ if __name__ == "__main__":
 
 
 def package_zip(src: Path) -> bytes:
-    """The `cfblend` package's Python files as a zip (deterministic order and timestamps)."""
+    """The `cfblend` package's Python and YAML files as a zip (deterministic order and timestamps)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for f in sorted(src.rglob("*.py")):
+        for f in sorted([*src.rglob("*.py"), *src.rglob("*.yaml")]):
             info = zipfile.ZipInfo(f"cfblend/{f.relative_to(src).as_posix()}", date_time=(2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, f.read_bytes())

@@ -142,6 +142,11 @@ class Model(ABC, Generic[C]):
     def _predict(self, df: pd.DataFrame) -> np.ndarray:
         """The model's raw predictions for the rows of `df`."""
 
+    def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The ids of the items seen in training and their learned factors (one matrix per posterior
+        sample, or a single one), for models that learn item embeddings."""
+        raise NotImplementedError(f"{type(self).__name__} learns no item embeddings")
+
     @abstractmethod
     def save(self, path: Path) -> None:
         """Write the fitted model to `path` (atomically)."""

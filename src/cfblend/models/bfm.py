@@ -112,6 +112,7 @@ class BFMModel(Model[BFMConfig]):
                                           train["item_id"].to_numpy()]))
         self.users_, self.items_ = IdIndex(users), IdIndex(items)
         seen_u, seen_i = IdIndex(train["user_id"]), IdIndex(train["item_id"])
+        self.seen_items_ = seen_i.ids  # the item-id columns, in order (for `item_factors`)
         ublocks: list[tuple[str, sps.csr_matrix]] = [("user", _one_hot(seen_u(users) - 1, len(seen_u) - 1))]
         iblocks: list[tuple[str, sps.csr_matrix]] = [("item", _one_hot(seen_i(items) - 1, len(seen_i) - 1))]
         if c.use_side:
@@ -140,6 +141,7 @@ class BFMModel(Model[BFMConfig]):
                                        sps.hstack([b for _, b in iblocks])]).tocsr()
         self.date_buckets_ = np.unique(self._date_bucket(train)) if c.use_side and c.date_days else np.zeros(0)
         self.groups_ = [len(self.date_buckets_), *(b.shape[1] for _, b in ublocks), *(b.shape[1] for _, b in iblocks)]
+        self.n_user_groups_ = len(ublocks)
 
     def _date_bucket(self, df: pd.DataFrame) -> np.ndarray:
         return np.floor(df["timestamp"].to_numpy(np.float64) / (86400.0 * self.config.date_days)).astype(np.int64)
@@ -187,6 +189,12 @@ class BFMModel(Model[BFMConfig]):
             return self.fm_.predict_proba(X, rel, n_workers=self.config.workers) @ self.levels_
         return self.fm_.predict(X, rel, n_workers=self.config.workers)
 
+    def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The ids of the items seen in training and, per kept posterior sample, their id factors."""
+        start = self.groups_[0] + sum(self.groups_[1:1 + self.n_user_groups_])  # the item-id columns
+        rows = slice(start, start + len(self.seen_items_))
+        return self.seen_items_, [np.asarray(s.V)[rows] for s in self.fm_.predictor_.samples]
+
     # --- save and load ----------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
@@ -198,7 +206,8 @@ class BFMModel(Model[BFMConfig]):
                   "V": np.stack([s[2] for s in states]).astype(np.float32),
                   "cutpoints": np.stack([s[3][0] if s[3] else np.zeros(0) for s in states]),
                   "users": self.users_.ids, "items": self.items_.ids, "date_buckets": self.date_buckets_,
-                  "levels": self.levels_, "groups": np.array(self.groups_)}
+                  "levels": self.levels_, "groups": np.array(self.groups_), "seen_items": self.seen_items_,
+                  "n_user_groups": np.array(self.n_user_groups_)}
         for name, m in (("user_block", self.user_block_), ("item_block", self.item_block_)):
             arrays |= {f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr,
                        f"{name}_shape": np.array(m.shape)}
@@ -214,6 +223,7 @@ class BFMModel(Model[BFMConfig]):
         m = cls(cls.config_cls.from_dict(json.loads(str(z["config"]))), side)
         m.users_, m.items_ = IdIndex(z["users"], ordered=True), IdIndex(z["items"], ordered=True)
         m.date_buckets_, m.levels_, m.groups_ = z["date_buckets"], z["levels"], z["groups"].tolist()
+        m.seen_items_, m.n_user_groups_ = z["seen_items"], int(z["n_user_groups"])
         m.user_block_, m.item_block_ = (
             sps.csr_matrix((z[f"{b}_data"], z[f"{b}_indices"], z[f"{b}_indptr"]), shape=tuple(z[f"{b}_shape"]))
             for b in ("user_block", "item_block"))

@@ -171,6 +171,13 @@ class EntityEmbeddingModel(TorchModel[NNConfig]):
         self.net.eval()
         return self
 
+    @torch.no_grad()
+    def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The ids of the items seen in training and their factors in the user·item (FM) term, or their
+        entity embeddings when the network has no FM term."""
+        table = self.net.fm_item if self.net.fm_item is not None else self.net.embeds[1]
+        return np.array(list(self.encoder.vocab["item_id"])), [table.weight[1:].cpu().numpy()]
+
     def save(self, path: Path) -> None:
         save_state(path, self.config, self.net, encoder=self.encoder.to_dict())
 

@@ -15,6 +15,7 @@ from cfblend.io import read_json, write_text
 from cfblend.paths import Paths
 from cfblend.report import plots
 from cfblend.report.analysis import error_buckets, fold_models, heavy_rater_check, item_pca
+from cfblend.report.similar import EMBEDDING_MEMBERS, side_by_side, similar_table
 from cfblend.runs import side_info
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,19 @@ def write_report_html(comp: Competition, paths: Paths, board: pd.DataFrame, cold
                   "components of their latent factors.</p>",
                   _img(plots.pca_png(pca[["pc1", "pc2"]].to_numpy(), list(pca["title"]), pca.attrs["explained"]),
                        "PCA of item embeddings")]
+    near = [m for m in EMBEDDING_MEMBERS if m in current]
+    if near:
+        counts = comp.train["item_id"].value_counts()
+        titles = comp.items.set_index("item_id")["title"]
+        parts += ["<h2>Distance of embeddings: nearest movies</h2>",
+                  '<p class="note">For the most rated movies, the 5 nearest by cosine similarity of the item factors '
+                  f"of each member ({', '.join(near)}), computed within each fold model (and posterior sample) and "
+                  "averaged. Candidates need at least 20 train ratings (fewer give noisy factors). Cells: title "
+                  "(train ratings, similarity). `make similar ITEM=\"...\"` asks for any movie.</p>"]
+        for item in counts.index[:4]:
+            table = side_by_side(similar_table(paths, comp, int(item), near))
+            parts += [f"<h3>{html.escape(str(titles.get(item, item)))} ({int(counts[item])} ratings)</h3>",
+                      _table(table)]
     if dots and light:
         h = heavy_rater_check(comp.train, comp.items, dots, light)
         parts += ["<h2>Heavy raters and item bias</h2>",

@@ -17,10 +17,14 @@ from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS
 from cfblend.paths import Paths
 from cfblend.report.analysis import cold_start_table, test_predictions
 from cfblend.report.leaderboard import build_leaderboard, to_markdown, write_leaderboard
+from cfblend.report.similar import EMBEDDING_MEMBERS
 from cfblend.runs import artifacts, trained_members
 from cfblend.runs.artifacts import StaleArtifact
 
 log = logging.getLogger(__name__)
+
+
+LOADED = ("dot", "dot_no_heavy", "gbm", *EMBEDDING_MEMBERS)  # members whose saved models the report loads
 
 
 def run_report(comp: Competition, paths: Paths, html: bool = True) -> pd.DataFrame:
@@ -29,7 +33,7 @@ def run_report(comp: Competition, paths: Paths, html: bool = True) -> pd.DataFra
     current = []
     for m in trained_members(paths, with_analysis=True):
         try:
-            artifacts.check(paths, m, comp.fingerprint, folds_sha)
+            artifacts.check(paths, m, comp.fingerprint, folds_sha, loads_models=m in LOADED)
             current.append(m)
         except StaleArtifact as e:
             log.warning("left out of the report: %s", e)

@@ -60,9 +60,11 @@ def member_files(paths: Paths, name: str) -> list[Path]:
     return [paths.oof(name), paths.test(name), *models]
 
 
-def check(paths: Paths, name: str, competition_sha: str, folds_sha: str, what: str = "model") -> dict[str, Any]:
+def check(paths: Paths, name: str, competition_sha: str, folds_sha: str, what: str = "model",
+          loads_models: bool = False) -> dict[str, Any]:
     """The manifest of `name`, after checking that its set is complete, intact and made from the
-    competition and folds that are there now; `StaleArtifact` (saying what to run) otherwise."""
+    competition and folds that are there now (and, for a reader that `loads_models`, by the model
+    code there now); `StaleArtifact` (saying what to run) otherwise."""
     refresh = "`make blend`" if name == "blend" else f"`make train MODEL={name}`"
     manifest_path = paths.scores(name)
     if not manifest_path.exists():
@@ -79,13 +81,19 @@ def check(paths: Paths, name: str, competition_sha: str, folds_sha: str, what: s
     if not m.get("files"):
         raise StaleArtifact(f"{what} {name}: {manifest_path} lists no files (written by an older version): rerun "
                             f"{refresh}")
+    if loads_models and name != "blend":
+        from cfblend.models import model_class
+
+        if m.get("code") != code_fingerprint(model_class(name)):
+            raise StaleArtifact(f"{what} {name}: its fold models were written by another version of its code: rerun "
+                                f"{refresh}")
     return m
 
 
-def valid(paths: Paths, name: str, competition_sha: str, folds_sha: str) -> bool:
+def valid(paths: Paths, name: str, competition_sha: str, folds_sha: str, loads_models: bool = False) -> bool:
     """True when `check` passes."""
     try:
-        check(paths, name, competition_sha, folds_sha)
+        check(paths, name, competition_sha, folds_sha, loads_models=loads_models)
     except StaleArtifact:
         return False
     return True

@@ -63,7 +63,8 @@ def train_cv(name: str, comp: Competition, folds: np.ndarray, paths: Paths,
     if folds_sha != stamp.get("folds_sha"):
         raise ArtifactConflict(f"the folds given are not the ones stamped in {paths.stamp}: rerun `make folds`")
     config = model_config(name, overrides)
-    fp = fingerprint(name, config.to_dict(), comp.fingerprint, folds_sha, artifacts.code_fingerprint(model_class(name)))
+    code = artifacts.code_fingerprint(model_class(name))
+    fp = fingerprint(name, config.to_dict(), comp.fingerprint, folds_sha, code)
     scores_path = paths.scores(name)
     if scores_path.exists():
         old = read_json(scores_path)
@@ -90,7 +91,7 @@ def train_cv(name: str, comp: Competition, folds: np.ndarray, paths: Paths,
         fault_point("train:staged")
         scores = artifacts.commit(paths, name, stage, {
             "model": name, "competition": comp.name, "competition_sha": comp.fingerprint, "folds_sha": folds_sha,
-            "fingerprint": fp, **res.scores(train["rating"].to_numpy()), "config": config.to_dict()})
+            "fingerprint": fp, "code": code, **res.scores(train["rating"].to_numpy()), "config": config.to_dict()})
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     log.info("%s: OOF rmse %.4f (cv %.4f ± %.4f), fit %.1fs; cold-start test rows: %s", name, scores["oof_rmse"],

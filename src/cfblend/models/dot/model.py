@@ -126,6 +126,11 @@ class DotModel(TorchModel[DotConfig]):
         idx = torch.as_tensor(index(ids), device=table.weight.device)
         return table(idx).cpu().numpy(), bias(idx)[:, 0].cpu().numpy()
 
+    @torch.no_grad()
+    def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The ids of the items seen in training and their latent factors (one matrix)."""
+        return self.items_.ids, [self.net.item.weight[1:].cpu().numpy()]
+
     def save(self, path: Path) -> None:
         save_state(path, self.config, self.net, users=self.users_.ids, items=self.items_.ids)
 

@@ -1,0 +1,60 @@
+"""Distance of embeddings: two items built to be alike come out nearest to each other."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfblend.models import make_model
+from cfblend.report.similar import factor_sets, find_item, nearest, side_by_side, similar_table
+from cfblend.runs import side_info
+
+
+@pytest.fixture
+def twins(comp_env):
+    """The competition with a twin of its most rated item: same raters, same ratings."""
+    comp, _, paths = comp_env
+    item = int(comp.train["item_id"].value_counts().index[0])
+    twin = comp.train[comp.train["item_id"] == item].assign(item_id=10**5)
+    twin = twin.assign(id=np.arange(len(twin)) + 10**7)
+    comp.train = pd.concat([comp.train, twin], ignore_index=True)
+    comp.items = pd.concat([comp.items, pd.DataFrame({"item_id": [10**5], "title": ["The Twin (1999)"],
+                                                      "year": [1999.0], "genres": [["Drama"]]})], ignore_index=True)
+    return comp, paths, item
+
+
+SETTINGS = {"dot": {"epochs": 30, "factors": 8}, "nn": {"epochs": 20, "fm_wd": 0.02},
+            "bfm": {"rank": 4, "sweeps": 60, "use_side": False}}
+
+
+@pytest.mark.parametrize("name", ["dot", "nn", "bfm"])
+def test_an_item_and_its_twin_are_nearest_neighbours(twins, name):
+    if name == "bfm":
+        pytest.importorskip("myfm", reason="myfm not installed")
+    comp, paths, item = twins
+    side = side_info(comp)
+    overrides = SETTINGS[name]
+    for k in range(2):  # two "fold" models, each in its own rotation of the latent space
+        model = make_model(name, side, {**overrides, "seed": k}).fit(comp.train.sample(frac=0.9, random_state=k))
+        model.save(paths.models(name) / f"fold{k}{model.suffix}")
+    sets = factor_sets(paths, comp, name)
+    assert len(sets) >= 2  # two fold models (times the saved posterior samples of bfm)
+    counts = comp.train["item_id"].value_counts()
+    top = nearest(sets, item, counts.index[counts >= 5].to_numpy(), k=3)
+    assert top.index[0] == 10**5 and top.iloc[0] > top.iloc[1]
+    table = similar_table(paths, comp, item, [name], k=3, min_count=5)
+    assert table["title"].iloc[0] == "The Twin (1999)" and list(table["rank"]) == [1, 2, 3]
+    assert "The Twin (1999)" in side_by_side(table)[name].iloc[0]
+
+
+def test_find_item_by_id_exact_title_or_part_and_clear_refusals():
+    items = pd.DataFrame({"item_id": [1, 2, 3, 50], "title": ["Toy Story (1995)", "Toy Story 2 (1999)",
+                                                               "Star Wars (1977)", "Heat (1995)"]})
+    assert find_item(items, "50") == 50
+    assert find_item(items, "star wars") == 3
+    assert find_item(items, "toy story (1995)") == 1  # an exact title wins over a part of another
+    with pytest.raises(ValueError, match=r"2 movies match 'toy'.*Toy Story 2 \(1999\) \(id 2\)"):
+        find_item(items, "toy")
+    with pytest.raises(ValueError, match="no movie matches 'alien'"):
+        find_item(items, "alien")
