@@ -76,3 +76,21 @@ def test_models_lists_every_registered_model_with_its_config(tmp_path):
         assert f"\n{name}  (" in "\n" + done.stdout
     assert "    factors: int = 20  (range >=1)" in done.stdout
     assert "    y_range: tuple[float, float] = (0.0, 5.5)" in done.stdout
+
+
+def test_the_venv_bootstrap_refuses_a_missing_or_old_python_in_one_line(tmp_path):
+    script = REPO / "scripts" / "ensure_venv.sh"
+    done = subprocess.run(["bash", str(script)], env={"PATH": "/usr/bin:/bin", "BASE_PYTHON": "no-such-python3",
+                                                      "VENV": str(tmp_path / "venv")},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.strip() == (
+        "cfblend: no 'no-such-python3' found: install Python 3.11 or newer (or run make "
+        "BASE_PYTHON=/path/to/python3.11)")
+    old = tmp_path / "python3"
+    old.write_text("#!/bin/sh\ncase \"$1\" in --version) echo 'Python 3.9.18';; *) exit 1;; esac\n")
+    old.chmod(0o755)
+    done = subprocess.run(["bash", str(script)], env={"PATH": "/usr/bin:/bin", "BASE_PYTHON": str(old),
+                                                      "VENV": str(tmp_path / "venv")},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Python 3.9.18 is too old: Python 3.11 or newer is needed" in done.stderr
+    assert not (tmp_path / "venv").exists()

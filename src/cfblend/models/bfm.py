@@ -93,6 +93,14 @@ def _bags(owner: np.ndarray, member: np.ndarray, n_owners: int, n_members: int) 
     return sps.diags(1.0 / np.sqrt(np.maximum(n, 1.0))) @ m
 
 
+def _myfm():
+    """The myfm module, imported without its pkg_resources deprecation warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        import myfm
+    return myfm
+
+
 class BFMModel(Model[BFMConfig]):
     """`bfm` / `bfm_op`: a Bayesian factorization machine over user and item relation blocks."""
 
@@ -148,7 +156,7 @@ class BFMModel(Model[BFMConfig]):
 
     def _design(self, df: pd.DataFrame) -> tuple[sps.csr_matrix, list]:
         """The row features and the two relation blocks of the rows of `df`."""
-        from myfm import RelationBlock
+        RelationBlock = _myfm().RelationBlock
 
         if len(self.date_buckets_):
             X = _one_hot(IdIndex(self.date_buckets_, ordered=True)(self._date_bucket(df)) - 1, len(self.date_buckets_))
@@ -160,25 +168,22 @@ class BFMModel(Model[BFMConfig]):
     # --- fit and predict ------------------------------------------------------------------------
 
     def fit(self, train: pd.DataFrame) -> BFMModel:
-        import myfm
-
+        myfm = _myfm()
         c = self.config
         self._blocks(train)
         X, rel = self._design(train)
         y = train["rating"].to_numpy(np.float64)
         groups = [g for g in self.groups_ if g]  # a group without columns has no prior to sample
         kept = c.sweeps - c.burn_in
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # myFM's import of pkg_resources
-            if c.likelihood == "regression":
-                self.fm_ = myfm.MyFMRegressor(rank=c.rank, init_stdev=c.init_std, random_seed=c.seed)
-                self.fm_.fit(X, y, X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept, group_shapes=groups)
-                self.levels_ = np.zeros(0)
-            else:
-                self.levels_ = np.unique(y)
-                self.fm_ = myfm.MyFMOrderedProbit(rank=c.rank, init_stdev=c.init_std, random_seed=c.seed)
-                self.fm_.fit(X, np.searchsorted(self.levels_, y), X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept,
-                             group_shapes=groups)
+        if c.likelihood == "regression":
+            self.fm_ = myfm.MyFMRegressor(rank=c.rank, init_stdev=c.init_std, random_seed=c.seed)
+            self.fm_.fit(X, y, X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept, group_shapes=groups)
+            self.levels_ = np.zeros(0)
+        else:
+            self.levels_ = np.unique(y)
+            self.fm_ = myfm.MyFMOrderedProbit(rank=c.rank, init_stdev=c.init_std, random_seed=c.seed)
+            self.fm_.fit(X, np.searchsorted(self.levels_, y), X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept,
+                         group_shapes=groups)
         return self
 
     def _predict(self, df: pd.DataFrame) -> np.ndarray:
@@ -216,7 +221,7 @@ class BFMModel(Model[BFMConfig]):
 
     @classmethod
     def load(cls, path: Path, side: SideInfo) -> BFMModel:
-        import myfm
+        myfm = _myfm()
         from myfm._myfm import FM, Predictor, TaskType
 
         z = np.load(path)  # no pickle: allow_pickle stays False
@@ -236,9 +241,7 @@ class BFMModel(Model[BFMConfig]):
         predictor = Predictor.__new__(Predictor)
         task = TaskType.ORDERED if len(m.levels_) else TaskType.REGRESSION
         predictor.__setstate__((m.config.rank, z["w"].shape[1], task, fms))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            m.fm_ = (myfm.MyFMOrderedProbit if len(m.levels_) else myfm.MyFMRegressor)(rank=m.config.rank)
+        m.fm_ = (myfm.MyFMOrderedProbit if len(m.levels_) else myfm.MyFMRegressor)(rank=m.config.rank)
         m.fm_.predictor_ = predictor
         return m
 
