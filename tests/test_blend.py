@@ -87,3 +87,46 @@ def test_constant_predictions_are_left_out_of_the_blend(comp_env, monkeypatch):
     assert set(run_blend(comp, paths, BlendConfig(method="linear"))["weights"]) == {"biases"}
     s = run_blend(comp, paths, BlendConfig(models=["biases", "global_mean"], method="fwls"))
     assert set(s["weights"]) == {"biases"}
+
+
+def _synthetic(n=3000, k=5, seed=0, regime=False):
+    """Two predictors of y; with `regime`, the first is good where meta-feature 1 is high, the second elsewhere."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(3.5, 1.0, n)
+    M = np.column_stack([np.ones(n), rng.uniform(0, 5, n), rng.uniform(0, 5, n)])
+    high = M[:, 1] > 2.5
+    if regime:
+        a = y + rng.normal(0, np.where(high, 0.2, 1.5), n)
+        b = y + rng.normal(0, np.where(high, 1.5, 0.2), n)
+    else:
+        a, b = y + rng.normal(0, 0.4, n), y + rng.normal(0, 0.9, n)
+    folds = np.arange(n) % k
+    return np.column_stack([a, b]), y, folds, M
+
+
+@pytest.mark.parametrize("method", ["linear", "hill", "fwls"])
+def test_every_fold_of_every_method_is_predicted_by_weights_fit_without_it(method):
+    from cfblend.ensemble.blend import Blender, blend
+
+    X, y, folds, M = _synthetic(regime=True)
+    T, MT = X[:500] + 0.01, M[:500]
+    cfg = BlendConfig(method=method)
+    res = blend(X, T, y, folds, M, MT, cfg, (1.0, 5.0))
+    for k in range(5):
+        b = Blender.fit(method, X[folds != k], M[folds != k], y[folds != k], cfg)
+        np.testing.assert_allclose(res.oof[folds == k], np.clip(b.predict(X[folds == k], M[folds == k]), 1, 5))
+        assert res.fold_rmse[k] == pytest.approx(rmse(y[folds == k], res.oof[folds == k]))
+    final = Blender.fit(method, X, M, y, cfg)  # the test rows get the weights fit on all OOF rows
+    np.testing.assert_allclose(res.test, np.clip(final.predict(T, MT), 1, 5))
+
+
+@pytest.mark.parametrize("regime, winner", [(True, "fwls"), (False, "linear")])
+def test_auto_picks_the_stacker_only_when_it_wins_honestly(regime, winner):
+    from cfblend.ensemble.blend import blend, honest_cv
+
+    X, y, folds, M = _synthetic(n=600 if not regime else 3000, regime=regime, seed=3)
+    cfg = BlendConfig(method="auto", ridge=1.0)
+    res = blend(X, X[:10], y, folds, M, M[:10], cfg, (-10.0, 20.0))
+    own = {m: float(np.mean(honest_cv(m, X, M, y, folds, cfg, (-10.0, 20.0))[1])) for m in ("linear", "fwls")}
+    assert res.method == winner == min(own, key=own.get)
+    assert res.cv_by_method == pytest.approx(own)

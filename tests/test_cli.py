@@ -35,7 +35,7 @@ def test_train_before_folds_says_what_to_run(ml100k_dir, tmp_path):
     make_competition(load_dataset("ml-100k", folder, spec), "random", tmp_path / "input" / "ml-100k-random")
     done = run_cli("--split", "random", "train", "--model", "dot", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "folds" in done.stderr
+    assert "output/competition.json missing: run `make folds` first" in done.stderr
 
 
 def test_unknown_model_and_bad_override_are_refused(ml100k_dir, tmp_path):

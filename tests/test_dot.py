@@ -113,7 +113,9 @@ def test_numba_trainer_learns_deterministically_and_keeps_the_cold_start_slot(co
     np.testing.assert_array_equal(pa, make_model("dot", side_info(comp), cfg).fit(fit).predict(val))
     assert not a.net.user.weight[0].any() and not a.net.item_bias.weight[0].any()
     ref = make_model("dot", side_info(comp), {**cfg, "trainer": "fused"}).fit(fit).predict(val)
-    assert abs(rmse(val["rating"], pa) - rmse(val["rating"], ref)) < 0.05  # same model, another optimiser path
+    # Same model and loss; lazy (numba) and dense (torch) Adam differ by design in how untouched rows'
+    # moments decay, so the fits are close, not equal (here 0.007 apart).
+    assert abs(rmse(val["rating"], pa) - rmse(val["rating"], ref)) < 0.02
 
 
 @pytest.mark.parametrize("trainer, optimizer, device, chosen", [

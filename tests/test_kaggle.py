@@ -51,7 +51,9 @@ def test_generated_kernel_runs_end_to_end_on_a_simulated_kaggle_layout(tmp_path)
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "served by Kaggle input" in done.stderr
-    assert "cfblend.zip" in done.stderr or "submission written" in done.stdout
+    imported = next(line for line in done.stdout.splitlines() if "imported from" in line)
+    assert imported.endswith("cfblend.zip/cfblend/__init__.py"), imported  # the embedded package, not the installed one
+    assert f"submission written to {working / 'submission.csv'}" in done.stdout
     sub = pd.read_csv(working / "submission.csv")
     sample = pd.read_csv(working / "input" / "ml-100k-u1" / "sample_submission.csv")
     assert sub["id"].tolist() == sample["id"].tolist() and sub["rating"].between(1, 5).all()

@@ -50,8 +50,11 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pathlib import Path
 
+    import cfblend
     from cfblend.models import DEFAULT_MODELS
     from cfblend.paths import Paths
+
+    print(f"cfblend {{cfblend.__version__}} imported from {{cfblend.__file__}}")
     from cfblend.pipeline import run_pipeline
 
     models = [m for m in os.environ.get("CFBLEND_KERNEL_MODELS", "").split(",") if m] or list(DEFAULT_MODELS)
