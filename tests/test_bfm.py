@@ -16,16 +16,19 @@ from cfblend.runs import side_info
 FAST = {"rank": 4, "sweeps": 30, "burn_in": 5}
 
 
-@pytest.mark.parametrize("name", ["bfm", "bfm_op"])
-def test_bfm_learns_is_seeded_and_round_trips(comp_env, tmp_path, name):
+@pytest.mark.parametrize("name, chains", [("bfm", 1), ("bfm_op", 1), ("bfm", 2), ("bfm_op", 2)])
+def test_bfm_learns_is_seeded_and_round_trips(comp_env, tmp_path, name, chains):
     comp, folds, _ = comp_env
     fit, val = comp.train[folds != 0], comp.train[folds == 0]
     side = side_info(comp)
-    model = make_model(name, side, {**FAST, "saved_samples": 25}).fit(fit)
+    config = {**FAST, "chains": chains, "saved_samples": 25 * chains}
+    model = make_model(name, side, config).fit(fit)
     p = model.predict(val)
     assert np.isfinite(p).all() and (p >= 1).all() and (p <= 5).all()
     assert rmse(val["rating"], p) < rmse(val["rating"], np.full(len(val), fit["rating"].mean())) - 0.05
-    np.testing.assert_array_equal(p, make_model(name, side, FAST).fit(fit).predict(val))  # same seed, same numbers
+    np.testing.assert_array_equal(p, make_model(name, side, config).fit(fit).predict(val))  # same seed, same numbers
+    if chains == 2:  # two chains are not one chain twice
+        assert not np.array_equal(p, make_model(name, side, FAST).fit(fit).predict(val))
     model.save(tmp_path / "m.npz")
     again = BFMModel.load(tmp_path / "m.npz", side)  # every kept sample saved: the same predictions
     np.testing.assert_allclose(again.predict(val), p, atol=1e-5)

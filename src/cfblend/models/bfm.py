@@ -58,12 +58,13 @@ class BFMConfig(ModelConfig):
     date_days: int = 30  # width of the rating-date buckets (0: no date feature)
     year_bin: int = 5  # width of the release-year buckets, in years
     init_std: float = 0.1
-    saved_samples: int = 32  # posterior samples written by `save`
+    chains: int = 1  # independent Gibbs chains (seeds seed, seed + 1000, ...), averaged
+    saved_samples: int = 32  # posterior samples written by `save` (split between the chains)
     workers: int = 1  # threads for prediction (more is faster, but sums in another order: last-bit differences)
 
     limits: ClassVar[dict[str, str]] = {"rank": ">=1", "sweeps": ">=2", "burn_in": ">=0", "date_days": ">=0",
-                                        "year_bin": ">=1", "init_std": ">0", "saved_samples": ">=1",
-                                        "workers": ">=1"}
+                                        "chains": ">=1", "year_bin": ">=1", "init_std": ">0",
+                                        "saved_samples": ">=1", "workers": ">=1"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -175,38 +176,45 @@ class BFMModel(Model[BFMConfig]):
         y = train["rating"].to_numpy(np.float64)
         groups = [g for g in self.groups_ if g]  # a group without columns has no prior to sample
         kept = c.sweeps - c.burn_in
-        if c.likelihood == "regression":
-            self.fm_ = myfm.MyFMRegressor(rank=c.rank, init_stdev=c.init_std, random_seed=c.seed)
-            self.fm_.fit(X, y, X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept, group_shapes=groups)
-            self.levels_ = np.zeros(0)
-        else:
-            self.levels_ = np.unique(y)
-            self.fm_ = myfm.MyFMOrderedProbit(rank=c.rank, init_stdev=c.init_std, random_seed=c.seed)
-            self.fm_.fit(X, np.searchsorted(self.levels_, y), X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept,
-                         group_shapes=groups)
+        self.levels_ = np.unique(y) if c.likelihood == "ordered_probit" else np.zeros(0)
+        self.fms_ = []
+        for chain in range(c.chains):  # independent Gibbs chains, averaged: less Monte Carlo noise
+            seed = c.seed + 1000 * chain
+            if c.likelihood == "regression":
+                fm = myfm.MyFMRegressor(rank=c.rank, init_stdev=c.init_std, random_seed=seed)
+                fm.fit(X, y, X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept, group_shapes=groups)
+            else:
+                fm = myfm.MyFMOrderedProbit(rank=c.rank, init_stdev=c.init_std, random_seed=seed)
+                fm.fit(X, np.searchsorted(self.levels_, y), X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept,
+                       group_shapes=groups)
+            self.fms_.append(fm)
         return self
 
     def _predict(self, df: pd.DataFrame) -> np.ndarray:
         if not len(df):
             return np.zeros(0)
         X, rel = self._design(df)
+        w = self.config.workers
         if len(self.levels_):
-            return self.fm_.predict_proba(X, rel, n_workers=self.config.workers) @ self.levels_
-        return self.fm_.predict(X, rel, n_workers=self.config.workers)
+            return np.mean([fm.predict_proba(X, rel, n_workers=w) for fm in self.fms_], axis=0) @ self.levels_
+        return np.mean([fm.predict(X, rel, n_workers=w) for fm in self.fms_], axis=0)
 
     def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """The ids of the items seen in training and, per kept posterior sample, their id factors."""
         start = self.groups_[0] + sum(self.groups_[1:1 + self.n_user_groups_])  # the item-id columns
         rows = slice(start, start + len(self.seen_items_))
-        return self.seen_items_, [np.asarray(s.V)[rows] for s in self.fm_.predictor_.samples]
+        return self.seen_items_, [np.asarray(s.V)[rows] for fm in self.fms_ for s in fm.predictor_.samples]
 
     # --- save and load ----------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
         """Blocks, vocabularies and `saved_samples` evenly spaced posterior samples, as plain arrays."""
-        samples = self.fm_.predictor_.samples
-        keep = np.unique(np.linspace(0, len(samples) - 1, min(self.config.saved_samples, len(samples))).round())
-        states = [samples[int(k)].__getstate__() for k in keep]
+        states = []
+        per_chain = max(1, self.config.saved_samples // len(self.fms_))
+        for fm in self.fms_:  # evenly spaced samples of every chain
+            samples = fm.predictor_.samples
+            keep = np.unique(np.linspace(0, len(samples) - 1, min(per_chain, len(samples))).round())
+            states += [samples[int(k)].__getstate__() for k in keep]
         arrays = {"w0": np.array([s[0] for s in states]), "w": np.stack([s[1] for s in states]).astype(np.float32),
                   "V": np.stack([s[2] for s in states]).astype(np.float32),
                   "cutpoints": np.stack([s[3][0] if s[3] else np.zeros(0) for s in states]),
@@ -241,8 +249,9 @@ class BFMModel(Model[BFMConfig]):
         predictor = Predictor.__new__(Predictor)
         task = TaskType.ORDERED if len(m.levels_) else TaskType.REGRESSION
         predictor.__setstate__((m.config.rank, z["w"].shape[1], task, fms))
-        m.fm_ = (myfm.MyFMOrderedProbit if len(m.levels_) else myfm.MyFMRegressor)(rank=m.config.rank)
-        m.fm_.predictor_ = predictor
+        fm = (myfm.MyFMOrderedProbit if len(m.levels_) else myfm.MyFMRegressor)(rank=m.config.rank)
+        fm.predictor_ = predictor
+        m.fms_ = [fm]  # the saved samples of every chain, in one predictor
         return m
 
 
