@@ -40,6 +40,16 @@ def test_same_config_and_seed_give_identical_oof(comp_env):
     pd.testing.assert_frame_equal(first, pd.read_parquet(paths.oof("dot")))
 
 
+def test_an_already_trained_model_is_not_retrained(comp_env, caplog):
+    caplog.set_level("INFO")
+    comp, folds, paths = comp_env
+    first = train_cv("dot", comp, folds, paths, overrides=FAST)
+    stamps = {p: p.stat().st_mtime_ns for p in (paths.oof("dot"), paths.test("dot"), paths.scores("dot"))}
+    again = train_cv("dot", comp, folds, paths, overrides=FAST)
+    assert again["fingerprint"] == first["fingerprint"] and "nothing to do" in caplog.text
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
 def test_other_config_under_same_name_is_refused_unless_overwrite(comp_env):
     comp, folds, paths = comp_env
     train_cv("dot", comp, folds, paths, overrides=FAST)
