@@ -17,13 +17,18 @@ SHARED = REPO.parent / "shared" / "data"
 
 
 def real_data(name: str, needs: str | None = None) -> Path:
-    """The real dataset (with file `needs`, if given) from input/ or ../shared/data, else skip saying why."""
+    """The real dataset (with file `needs`, if given), the official files: ../shared/data first, then
+    input/ unless that copy was rebuilt from a mirror's own format; else skip saying why."""
+    import json
+
     want = needs or get_spec(name).ratings_file
-    for folder in (REPO / "input" / name, SHARED / name):
-        if (folder / want).is_file():
+    for folder in (SHARED / name, REPO / "input" / name):
+        source = folder / "SOURCE.json"
+        derived = source.is_file() and json.loads(source.read_text()).get("derived")
+        if (folder / want).is_file() and not derived:
             return folder
-    pytest.skip(f"real {name} with {want} not found in input/{name} or ../shared/data/{name} "
-                f"(run `make data DATASET={name}`, or unpack the official zip there)")
+    pytest.skip(f"real {name} with {want} (the official files) not found in ../shared/data/{name} or input/{name} "
+                f"(unpack the official zip there, or run `make data DATASET={name} DATA_DIR=<official zip>`)")
 
 
 def synthetic_ratings(n_users: int = 60, n_items: int = 80, per_user: int = 25, seed: int = 0, k: int = 3):

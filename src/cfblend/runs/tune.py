@@ -104,8 +104,7 @@ def tune(name: str, comp: Competition, folds: np.ndarray, paths: Paths, trials: 
     if not 1 <= n_folds <= int(folds.max()) + 1:
         raise ValueError(f"FOLDS={n_folds}: between 1 and {int(folds.max()) + 1}")
     base = dict(base or {})
-    study = optuna.create_study(study_name=f"{comp.name}-{name}", storage=storage or default_storage(paths, name),
-                                direction="minimize", load_if_exists=True)
+    study = _open_study(optuna, f"{comp.name}-{name}", storage or default_storage(paths, name))
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))  # a resumed study draws anew
 
     def objective(trial) -> float:
@@ -117,6 +116,22 @@ def tune(name: str, comp: Competition, folds: np.ndarray, paths: Paths, trials: 
     log.info("%s: %d trials in study %s; best OOF RMSE %.4f with %s", name, len(study.trials), study.study_name,
              study.best_value, study.best_params)
     return study
+
+
+def _open_study(optuna, name: str, storage: str, attempts: int = 5):
+    """Create or load the study. Workers that start together on a new database race to create its
+    tables; the loser of that race retries after a short, random wait."""
+    import random
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True)
+        except Exception:  # sqlalchemy's IntegrityError / OperationalError while another worker sets up
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random())
+    raise AssertionError("unreachable")
 
 
 def save_best(dataset: str, name: str, params: dict[str, Any], file: Path | None = None) -> Path:
