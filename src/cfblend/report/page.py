@@ -25,7 +25,7 @@ color:#222;padding:0 1rem}h1{margin-bottom:.2rem}h2{margin-top:2.2rem;border-bot
 table{border-collapse:collapse;font-size:.9rem;margin:.6rem 0}th,td{padding:.3rem .6rem;border-bottom:1px solid #eee;
 text-align:right}th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}.best{background:#e8f5e9}
 .lists{display:flex;gap:1.5rem;flex-wrap:wrap}.lists ol{font-size:.85rem;min-width:230px}img{max-width:100%}
-.note{color:#555;font-size:.9rem}"""
+.note{color:#555;font-size:.9rem}td.t{text-align:left}"""
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -40,7 +40,8 @@ def _table(df: pd.DataFrame, highlight_first: bool = False) -> str:
 
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = "".join(
-        f'<tr{" class=best" if highlight_first and i == 0 else ""}>' + "".join(f"<td>{cell(v)}</td>" for v in row)
+        f'<tr{" class=best" if highlight_first and i == 0 else ""}>'
+        + "".join(f"<td{' class=t' if isinstance(v, str) else ''}>{cell(v)}</td>" for v in row)
         + "</tr>" for i, row in enumerate(df.itertuples(index=False)))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
