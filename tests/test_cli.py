@@ -94,3 +94,34 @@ def test_the_venv_bootstrap_refuses_a_missing_or_old_python_in_one_line(tmp_path
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Python 3.9.18 is too old: Python 3.11 or newer is needed" in done.stderr
     assert not (tmp_path / "venv").exists()
+
+
+def test_data_and_competition_commands_install_verify_and_publish(tmp_path):
+    from conftest import real_data
+
+    src = real_data("ml-100k")
+    done = run_cli("data", "--data-dir", str(src), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "served by DATA_DIR" in done.stderr and (tmp_path / "input" / "ml-100k" / "SOURCE.json").is_file()
+    again = run_cli("data", cwd=tmp_path)
+    assert again.returncode == 0 and "using verified files already in" in again.stderr
+    done = run_cli("competition", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    comp = tmp_path / "input" / "ml-100k-u1"
+    assert {p.name for p in comp.iterdir()} >= {"train.csv", "test.csv", "sample_submission.csv", "users.csv",
+                                                "items.csv", "competition.json", "solution"}
+    assert len(pd.read_csv(comp / "test.csv")) == 20_000
+
+
+def test_the_whole_pipeline_writes_the_same_submission_twice(tmp_path):
+    """Determinism end to end: two `all` runs into two folders give byte-identical submissions."""
+    from conftest import real_data
+
+    src = real_data("ml-100k")
+    subs = []
+    for out in ("out_a", "out_b"):
+        done = run_cli("--output", out, "all", "--models", "biases,dot,gbm", "--data-dir", str(src),
+                       "--set", "epochs=2 gbm.inner_folds=2 gbm.max_rounds=50", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        subs.append((tmp_path / out / "submission.csv").read_bytes())
+    assert subs[0] == subs[1]

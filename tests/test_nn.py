@@ -39,6 +39,21 @@ def test_cold_start_items_are_predicted_from_their_side_features(comp_env):
     assert enc["cats"][:, 1].tolist() == [0, 0]  # the unknown-item slot
     p = model.predict(rows)
     assert np.isfinite(p).all() and p[0] != p[1]  # side features still flow and change the answer
+    # Precisely the policy: an unseen item is predicted as a seen item with the same side features
+    # whose id is hidden (the unknown slot), so only the id's own embedding and bias are lost.
+    seen = int(comp.train["item_id"].iloc[0])
+    twin = items.loc[items["item_id"] == seen].assign(item_id=10**6 + 2)
+    model.side.items = pd.concat([model.side.items, twin], ignore_index=True)
+    pair = pd.DataFrame({"user_id": [user, user], "item_id": [10**6 + 2, seen], "timestamp": [885_000_000] * 2})
+    cold = model.predict(pair.iloc[:1])
+    import torch
+
+    cats, genres, dense = model._inputs(pair.iloc[1:], torch.device("cpu"))
+    cats[:, 1] = 0  # hide the seen item's id
+    with torch.no_grad():
+        hidden = model.net(cats, genres, dense)[0].double().numpy()
+    np.testing.assert_allclose(cold, np.clip(hidden, 1, 5), rtol=1e-6)
+    assert abs(model.predict(pair.iloc[1:])[0] - cold[0]) > 1e-4  # ...and knowing the id does change it
 
 
 def test_ids_only_ablation_is_registered(comp_env):
