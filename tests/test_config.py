@@ -43,3 +43,11 @@ def test_defaults_apply_unless_set():
 def test_empty_set_changes_nothing():
     assert parse_set("", DEFAULT_MODELS) == {m: {} for m in DEFAULT_MODELS}
     assert parse_set(None, ["dot"]) == {"dot": {}}
+
+
+def test_the_run_seed_reaches_every_model_and_the_dot_models_a_gbm_builds_on():
+    out = parse_set("dot.seed=3", ["dot", "gbm", "biases"], {"seed": 7})
+    assert out["dot"]["seed"] == 3 and out["biases"]["seed"] == 7  # SET still wins
+    gbm = model_config("gbm", out["gbm"])
+    assert gbm.seed == 7 and gbm.dot == {"seed": 7}
+    assert model_config("gbm", parse_set("gbm.dot={seed: 1}", ["gbm"], {"seed": 7})["gbm"]).dot == {"seed": 1}

@@ -79,7 +79,7 @@ def cmd_train(args) -> None:
             raise ValueError(f"{n} needs {model_class(n).requires}, which is not installed: `make install`")
     if args.with_analysis:
         names += [m for m in ANALYSIS_MODELS if m not in names]
-    overrides = parse_set(args.set, names, {"device": args.device} if args.device else None)
+    overrides = parse_set(args.set, names, {"seed": args.seed, **({"device": args.device} if args.device else {})})
     overrides = with_tuned(args.dataset, overrides)
     comp = _competition(args)
     paths = _paths(args)

@@ -43,7 +43,8 @@ def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Path
                     ", ".join(sorted({str(model_class(m).requires) for m in missing})))
         models = [m for m in models if m not in missing]
     trained = [*models, *(m for m in ANALYSIS_MODELS if m not in models)]
-    per_model = with_tuned(dataset, parse_set(overrides, trained, {"device": device} if device else None))
+    defaults = {"seed": seed, **({"device": device} if device else {})}
+    per_model = with_tuned(dataset, parse_set(overrides, trained, defaults))
     raw = ensure_dataset(spec, paths.input, data_dir=data_dir, kaggle_input=kaggle_input, network=network)
     name = competition_name(dataset, split)
     folder = make_competition(load_dataset(dataset, raw), split, paths.competition(name), seed=seed)

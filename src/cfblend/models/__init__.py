@@ -75,7 +75,8 @@ def parse_set(text: str | list[str] | None, models: list[str] | tuple[str, ...],
     `key=value` goes to every model of `models` whose config has `key` (an error if none has it);
     `model.key=value` to that model alone. Values are read as YAML (`lr=1e-3`, `layers=[100, 50]`,
     spaces inside brackets allowed) and then typed by the config (`model_config`). `defaults`
-    (e.g. the `DEVICE` of `make`) go to every model that has the key, unless `text` sets it.
+    (e.g. the `DEVICE` and `SEED` of `make`) go to every model that has the key, unless `text` sets
+    it; the seed also reaches the dot models a gbm builds on.
     """
     if isinstance(text, list | tuple):
         text = " ".join(text)
@@ -104,6 +105,9 @@ def parse_set(text: str | list[str] | None, models: list[str] | tuple[str, ...],
         for m in models:
             if key in {f.name for f in fields(model_class(m).config_cls)}:
                 out[m].setdefault(key, value)
+                if key == "seed" and "dot" in {f.name for f in fields(model_class(m).config_cls)}:
+                    nested = out[m].setdefault("dot", {**model_config(m).to_dict()["dot"]})  # gbm's inner dot models
+                    nested.setdefault("seed", value)
     for m in models:  # type-check now: a bad value is one clear line before anything runs
         model_config(m, out[m])
     return out
