@@ -43,7 +43,7 @@ def test_an_item_and_its_twin_are_nearest_neighbours(twins, name):
     counts = comp.train["item_id"].value_counts()
     top = nearest(sets, item, counts.index[counts >= 5].to_numpy(), k=3)
     assert top.index[0] == 10**5 and top.iloc[0] > top.iloc[1]
-    table = similar_table(paths, comp, item, [name], k=3, min_count=5)
+    table = similar_table(paths, comp, [item], [name], k=3, min_count=5)
     assert table["title"].iloc[0] == "The Twin (1999)" and list(table["rank"]) == [1, 2, 3]
     assert "The Twin (1999)" in side_by_side(table)[name].iloc[0]
 

@@ -159,7 +159,7 @@ def cmd_similar(args) -> None:
     title = comp.items.set_index("item_id")["title"].get(item, item)
     if n < args.min_count:
         log.warning("%s has only %d train ratings: its factors are noisy", title, n)
-    table = similar_table(paths, comp, item, members, k=args.k, min_count=args.min_count)
+    table = similar_table(paths, comp, [item], members, k=args.k, min_count=args.min_count)
     print(f"Nearest movies to {title} (id {item}, {n} train ratings) by cosine similarity of item factors; "
           f"candidates with at least {args.min_count} ratings. Cells: title (ratings, similarity).")
     print(side_by_side(table).to_string(index=False))

@@ -87,8 +87,10 @@ def write_report_html(comp: Competition, paths: Paths, board: pd.DataFrame, cold
                   f"of each member ({', '.join(near)}), computed within each fold model (and posterior sample) and "
                   "averaged. Candidates need at least 20 train ratings (fewer give noisy factors). Cells: title "
                   "(train ratings, similarity). `make similar ITEM=\"...\"` asks for any movie.</p>"]
-        for item in counts.index[:4]:
-            table = side_by_side(similar_table(paths, comp, int(item), near))
+        queries = [int(i) for i in counts.index[:4]]
+        tables = similar_table(paths, comp, queries, near)
+        for item in queries:
+            table = side_by_side(tables[tables["query"] == item])
             parts += [f"<h3>{html.escape(str(titles.get(item, item)))} ({int(counts[item])} ratings)</h3>",
                       _table(table)]
     if dots and light:

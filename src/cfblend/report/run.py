@@ -24,7 +24,7 @@ from cfblend.runs.artifacts import StaleArtifact
 log = logging.getLogger(__name__)
 
 
-LOADED = ("dot", "dot_no_heavy", "gbm", *EMBEDDING_MEMBERS)  # members whose saved models the report loads
+LOADED = {"dot_no_heavy", "gbm", *EMBEDDING_MEMBERS}  # members whose saved models the report loads
 
 
 def run_report(comp: Competition, paths: Paths, html: bool = True) -> pd.DataFrame:

@@ -80,19 +80,21 @@ def find_item(items: pd.DataFrame, query: str) -> int:
                      "give more of the title or the id")
 
 
-def similar_table(paths: Paths, comp: Competition, item: int, members: list[str], k: int = 5,
+def similar_table(paths: Paths, comp: Competition, items: list[int], members: list[str], k: int = 5,
                   min_count: int = 20) -> pd.DataFrame:
-    """For each member, the `k` nearest movies to `item`: rank, member, title, similarity, rating count."""
+    """For each of `items` and each member, the `k` nearest movies: query, member, rank, title,
+    similarity, rating count. Each member's fold models are loaded once for all the queries."""
     counts = comp.train["item_id"].value_counts()
     candidates = counts.index[counts >= min_count].to_numpy()
     titles = comp.items.set_index("item_id")["title"]
     rows = []
     for name in members:
         sets = factor_sets(paths, comp, name)
-        for rank, (other, sim) in enumerate(nearest(sets, item, candidates, k).items(), 1):
-            rows.append({"member": name, "rank": rank, "title": str(titles.get(other, other)), "item_id": int(other),
-                         "similarity": float(sim), "ratings": int(counts.get(other, 0))})
-    return pd.DataFrame(rows, columns=["member", "rank", "title", "item_id", "similarity", "ratings"])
+        for item in items:
+            for rank, (other, sim) in enumerate(nearest(sets, item, candidates, k).items(), 1):
+                rows.append({"query": int(item), "member": name, "rank": rank, "title": str(titles.get(other, other)),
+                             "item_id": int(other), "similarity": float(sim), "ratings": int(counts.get(other, 0))})
+    return pd.DataFrame(rows, columns=["query", "member", "rank", "title", "item_id", "similarity", "ratings"])
 
 
 def side_by_side(table: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,7 @@ manifest is written the model counts as not trained. `check` is what every reade
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
@@ -32,6 +33,7 @@ class StaleArtifact(ArtifactConflict):
     """Artifacts that were not made from what is there now (or are incomplete); says what to run."""
 
 
+@functools.cache
 def code_fingerprint(cls: type) -> str:
     """SHA-256 of the source of the module defining `cls` and, when that module lives in a package of
     its own (`models/dot/`), of every module of that package. Read through the import system, so it
@@ -48,9 +50,22 @@ def code_fingerprint(cls: type) -> str:
     return h.hexdigest()[:16]
 
 
+_HASHES: dict[tuple, str] = {}
+
+
+def _sha(path: Path) -> str:
+    """SHA-256 of a file, remembered for as long as the file is the same (inode, size, mtime): the
+    readers of one command (blend, report, `check_blend`) check the same files more than once."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = sha256_file(path)
+    return _HASHES[key]
+
+
 def file_hashes(paths: Paths, files: list[Path]) -> dict[str, str]:
     """{path relative to the output folder: SHA-256} of `files`."""
-    return {f.relative_to(paths.output).as_posix(): sha256_file(f) for f in files}
+    return {f.relative_to(paths.output).as_posix(): _sha(f) for f in files}
 
 
 def member_files(paths: Paths, name: str) -> list[Path]:
@@ -76,7 +91,7 @@ def check(paths: Paths, name: str, competition_sha: str, folds_sha: str, what: s
                             f"other folds: rerun {refresh}")
     for rel, sha in (m.get("files") or {}).items():
         f = paths.output / rel
-        if not f.is_file() or sha256_file(f) != sha:
+        if not f.is_file() or _sha(f) != sha:
             raise StaleArtifact(f"{what} {name}: {rel} is missing or is not the file its run wrote: rerun {refresh}")
     if not m.get("files"):
         raise StaleArtifact(f"{what} {name}: {manifest_path} lists no files (written by an older version): rerun "
