@@ -56,6 +56,14 @@ def test_implicit_sets_come_from_public_pairs_never_from_ratings(comp_env):
     b = make_model("bfm", side, FAST)
     b._blocks(scrambled)
     assert (a.user_block_ != b.user_block_).nnz == 0 and (a.item_block_ != b.item_block_).nnz == 0
+    # The sets hold the test pairs (and the held-out fold's) too: user u's implicit row has one entry
+    # per item u rated anywhere, not only in the rows the model is fitted on.
+    u = int(comp.test["user_id"].iloc[0])
+    no_implicit = make_model("bfm", side, {**FAST, "implicit": False})
+    no_implicit._blocks(fit)
+    extra = a.user_block_[a.users_([u])].nnz - no_implicit.user_block_[no_implicit.users_([u])].nnz
+    everywhere = pd.concat([comp.train, comp.test]).query("user_id == @u")["item_id"].nunique()
+    assert extra == everywhere > fit.query("user_id == @u")["item_id"].nunique()
     test_only = comp.test["user_id"][~comp.test["user_id"].isin(fit["user_id"])]
     if len(test_only):  # a user seen only in test still has an implicit row
         assert a.user_block_[a.users_(test_only.iloc[:1])].nnz > 0
