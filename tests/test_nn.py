@@ -60,3 +60,23 @@ def test_ids_only_ablation_is_registered(comp_env):
     comp, _, _ = comp_env
     m = make_model("nn_ids", side_info(comp), FAST).fit(comp.train.head(200))
     assert m.encoder.cat_fields == ["user_id", "item_id"] and m.encoder.n_dense == 0
+
+
+def test_implicit_bags_hold_every_public_pair_and_survive_save_and_load(comp_env, tmp_path):
+    comp, folds, _ = comp_env
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    side = side_info(comp)
+    m = make_model("nn", side, {**FAST, "implicit": True}).fit(fit)
+    pairs = m.net.imp_pairs.numpy()
+    got = set(zip(m.encoder.vocab_index("user_id", side.pairs["user_id"]),
+                  m.encoder.vocab_index("item_id", side.pairs["item_id"]), strict=True))
+    assert set(zip(*pairs, strict=True)) == {(u, i) for u, i in got if u > 0 and i > 0}
+    assert len(set(zip(*pairs, strict=True))) > len(fit)  # the held-out and test pairs are in the bags too
+    row_sums = m.net.bag_user.to_dense().pow(2).sum(1)  # 1/sqrt(n) weights: each bag has unit norm
+    np.testing.assert_allclose(row_sums[1:][row_sums[1:] > 0].numpy(), 1.0, rtol=1e-5)
+    p = m.predict(val)
+    assert rmse(val["rating"], p) < rmse(val["rating"], np.full(len(val), fit["rating"].mean())) - 0.05
+    m.save(tmp_path / "nn.pt")
+    np.testing.assert_array_equal(p, EntityEmbeddingModel.load(tmp_path / "nn.pt", side).predict(val))
+    plain = make_model("nn", side, {**FAST, "implicit": False}).fit(fit)
+    assert not hasattr(plain.net, "imp_pairs") and not np.allclose(plain.predict(val), p)

@@ -13,7 +13,7 @@ from cfblend.models import available, make_model
 from cfblend.runs import side_info
 
 # Test RMSE of one fit on u1's train set, registry configs, this repo's CPU build; margin 0.004.
-KNOWN = {"biases": 0.9700, "dot": 0.9158, "bfm": 0.8786, "bfm_op": 0.8796}
+KNOWN = {"biases": 0.9700, "dot": 0.9158, "autorec": 0.9021, "bfm": 0.8786, "bfm_op": 0.8796}
 MARGIN = 0.004
 
 
@@ -34,6 +34,6 @@ def test_member_lands_near_its_known_rmse(u1, name):
     if not available(name):
         pytest.skip(f"{name} needs an optional package that is not installed")
     comp, y = u1
-    got = rmse(y, make_model(name, side_info(comp), {"device": "cpu"} if name == "dot" else None)
+    got = rmse(y, make_model(name, side_info(comp), {"device": "cpu"} if name in ("dot", "autorec") else None)
                .fit(comp.train).predict(comp.test))
     assert abs(got - KNOWN[name]) < MARGIN, f"{name}: test RMSE {got:.4f}, known {KNOWN[name]:.4f}"

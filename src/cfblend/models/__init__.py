@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from cfblend.models.autorec import AutoRecConfig, AutoRecModel
 from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.baselines import BiasesConfig, DampedBiases, GlobalMean, GlobalMeanConfig
 from cfblend.models.bfm import BFMConfig, BFMModel
@@ -28,6 +29,7 @@ REGISTRY: dict[str, tuple[type[Model], ModelConfig]] = {
     "nn": (EntityEmbeddingModel, NNConfig()),
     "nn_ids": (EntityEmbeddingModel, NNConfig(use_side=False)),  # ablation: ids only, no side features
     "gbm": (GBMModel, GBMConfig()),
+    "autorec": (AutoRecModel, AutoRecConfig()),  # item-based autoencoder (I-AutoRec)
     "bfm": (BFMModel, BFMConfig()),  # Bayesian FM, Gaussian likelihood
     "bfm_op": (BFMModel, BFMConfig(likelihood="ordered_probit")),  # Bayesian FM, ordered probit
     # trained for the report's heavy-rater check; never blended or ranked
@@ -35,7 +37,7 @@ REGISTRY: dict[str, tuple[type[Model], ModelConfig]] = {
 }
 # What `make all` trains and blends; a member stays only while the ablation (bench/ablation.py) shows
 # that dropping it worsens the blend's honest CV (nn_ids left on that ground; global_mean is shown, never blended).
-DEFAULT_MODELS = ("global_mean", "biases", "dot", "nn", "gbm", "bfm", "bfm_op")
+DEFAULT_MODELS = ("global_mean", "biases", "dot", "nn", "gbm", "autorec", "bfm", "bfm_op")
 ANALYSIS_MODELS = ("dot_no_heavy",)  # trained by `make all` for the report only
 
 

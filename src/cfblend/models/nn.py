@@ -10,6 +10,13 @@ squashed into `y_range` by a sigmoid. As in DeepFM, a factorisation-machine term
 product of separate user and item factors, `fm_factors` wide) is added to the logit: an MLP
 learns multiplicative user-item interactions poorly, the dot product learns them directly.
 
+Implicit feedback (`implicit`, SVD++ style, on both sides): the FM user factor gets the mean of
+learned vectors of the items the user rated, and the FM item factor the mean of learned vectors
+of the users who rated it, each over every public (train and test) pair and weighted
+1/sqrt(n), so `(p_u + |N(u)|^-1/2 sum_j y_j) · (q_i + |R(i)|^-1/2 sum_v x_v)`. Which pairs were
+rated is public; no rating enters. The sets are kept with the model, so a saved fold predicts
+as it did after fitting.
+
 Cold start: an unseen user or item maps to index 0 of its table (zero embedding, zero bias),
 while its side features still flow, so an unseen movie is predicted from its genres and year
 and an unseen user from their demographics. During training a small share of rows
@@ -19,6 +26,7 @@ do with the unknown slot instead of meeting it for the first time at test time.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -53,6 +61,7 @@ class NNConfig(ModelConfig):
     emb_wd: float = 0.02  # per-rating L2 on the embedding rows and biases used
     fm_factors: int = 20  # width of the user·item factorisation-machine term (0 = none)
     fm_wd: float = 0.12  # per-rating L2 on the FM factors used
+    implicit: bool = False  # SVD++-style bags of every public pair in the FM term (needs fm_factors > 0)
     id_dropout: float = 0.05  # share of training rows whose user / item id is hidden (trains the cold-start slot)
     wd: float = 0.01  # decoupled (AdamW) weight decay on the MLP weights
     epochs: int = 10
@@ -108,6 +117,30 @@ class EntityEmbeddingNet(nn.Module):
         self.global_bias = nn.Parameter(torch.tensor(float(global_logit)))
         self.y_range = c.y_range
 
+    def set_implicit(self, users: np.ndarray, items: np.ndarray) -> None:
+        """Add the implicit bags: (encoded) user and item index of each public pair, index 0 dropped."""
+        keep = (users > 0) & (items > 0)
+        u, i = torch.as_tensor(users[keep], dtype=torch.long), torch.as_tensor(items[keep], dtype=torch.long)
+        n_u, n_i = self.fm_user.num_embeddings, self.fm_item.num_embeddings
+        cu = torch.bincount(u, minlength=n_u).clamp(min=1).float().rsqrt()
+        ci = torch.bincount(i, minlength=n_i).clamp(min=1).float().rsqrt()
+        dev = self.global_bias.device
+        self.register_buffer("imp_pairs", torch.stack([u, i]), persistent=True)
+        self.bag_user = _csr(u, i, cu[u], (n_u, n_i)).to(dev)
+        self.bag_item = _csr(i, u, ci[i], (n_i, n_u)).to(dev)
+        self.imp_item = nn.Embedding(n_i, self.fm_item.embedding_dim, padding_idx=0).to(dev)
+        self.imp_user = nn.Embedding(n_u, self.fm_user.embedding_dim, padding_idx=0).to(dev)
+        for e in (self.imp_item, self.imp_user):
+            nn.init.normal_(e.weight, 0.0, 0.01)
+            with torch.no_grad():
+                e.weight[0].zero_()
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        if getattr(self, "bag_user", None) is not None:  # keep the bags on the network's device
+            self.bag_user, self.bag_item = fn(self.bag_user), fn(self.bag_item)
+        return out
+
     def forward(self, cats: torch.Tensor, genres: torch.Tensor, dense: torch.Tensor):
         """Predictions, the embedding rows and biases used, and the FM factors (for the per-rating L2)."""
         embs = [e(cats[:, j]) for j, e in enumerate(self.embeds)]
@@ -123,10 +156,21 @@ class EntityEmbeddingNet(nn.Module):
         fm = torch.zeros_like(x[:, None])
         if self.fm_user is not None:
             pu, qi = self.fm_user(cats[:, 0]), self.fm_item(cats[:, 1])
+            if getattr(self, "bag_user", None) is not None:
+                pu = pu + torch.sparse.mm(self.bag_user, self.imp_item.weight)[cats[:, 0]]
+                qi = qi + torch.sparse.mm(self.bag_item, self.imp_user.weight)[cats[:, 1]]
             x = x + (pu * qi).sum(1)
             fm = torch.cat([pu, qi], 1)
         lo, hi = self.y_range
         return lo + (hi - lo) * torch.sigmoid(x), used, bias, fm
+
+
+def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A CSR matrix from coordinates (duplicates summed); CSR times dense is the fastest sparse product on
+    the CPU, backward included."""
+    with torch.sparse.check_sparse_tensor_invariants(False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape).coalesce().to_sparse_csr()
 
 
 class EntityEmbeddingModel(TorchModel[NNConfig]):
@@ -150,6 +194,9 @@ class EntityEmbeddingModel(TorchModel[NNConfig]):
         dev = resolve_device(c.device)
         self.encoder = SideEncoder(use_side=c.use_side).fit(train, self.side.users, self.side.items)
         self.net = self._build(self.global_logit(float(train["rating"].mean()), c.y_range)).to(dev)
+        if c.implicit and c.fm_factors and self.side.pairs is not None:
+            self.net.set_implicit(self.encoder.vocab_index("user_id", self.side.pairs["user_id"]),
+                                  self.encoder.vocab_index("item_id", self.side.pairs["item_id"]))
         cats, genres, dense = self._inputs(train, dev)
         y = torch.tensor(train["rating"].to_numpy(np.float32), device=dev)
 
@@ -187,6 +234,9 @@ class EntityEmbeddingModel(TorchModel[NNConfig]):
         m = cls(cls.config_cls.from_dict(state["config"]), side)
         m.encoder = SideEncoder.from_dict(state["encoder"])
         m.net = m._build()
+        if "imp_pairs" in state["net"]:
+            pairs = state["net"]["imp_pairs"].numpy()
+            m.net.set_implicit(pairs[0], pairs[1])
         m.net.load_state_dict(state["net"])
         m.net.to(resolve_device(m.config.device)).eval()
         return m

@@ -109,6 +109,10 @@ class SideEncoder:
         return 2 * len(self.num_fields) + sum(len(self.vocab[c]) + 1 for c in self.one_hot_fields) + \
             len(self.genre_vocab)
 
+    def vocab_index(self, field_name: str, values) -> np.ndarray:
+        """Indices of `values` in the vocabulary of `field_name` (0 for unseen values)."""
+        return _lookup(self.vocab[field_name], values)
+
     def transform(self, df: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame) -> dict[str, np.ndarray]:
         """Encode rows of `df`: {'cats': int64 (n, f), 'genres': int64 (n, g), 'dense': float32 (n, d)}."""
         n = len(df)

@@ -33,7 +33,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 def save_state(path, config, net: torch.nn.Module, **extra) -> None:
     """Save a model's config, extra state and network weights (on the CPU) atomically, as plain tensors
     and containers only (NumPy arrays become tensors), so `load_state` never needs pickle."""
-    extra = {k: torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v for k, v in extra.items()}
+    extra = {k: torch.from_numpy(np.array(v, copy=True)) if isinstance(v, np.ndarray) else v for k, v in extra.items()}
     state = {"config": config.to_dict(), **extra, "net": {k: v.cpu() for k, v in net.state_dict().items()}}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -55,13 +55,19 @@ def _bfm(t) -> dict[str, Any]:
             "year_bin": t.suggest_categorical("year_bin", [2, 5, 10])}
 
 
+def _autorec(t) -> dict[str, Any]:
+    return {"hidden": t.suggest_int("hidden", 100, 800, log=True), "l2": t.suggest_float("l2", 10.0, 500.0, log=True),
+            "lr": t.suggest_float("lr", 5e-4, 5e-3, log=True), "epochs": t.suggest_int("epochs", 30, 150)}
+
+
 def _biases(t) -> dict[str, Any]:
     return {"reg_item": t.suggest_float("reg_item", 1.0, 100.0, log=True),
             "reg_user": t.suggest_float("reg_user", 1.0, 100.0, log=True)}
 
 
 SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "dot": _dot, "nn": _nn, "gbm": _gbm, "bfm": _bfm, "bfm_op": _bfm, "biases": _biases}
+    "dot": _dot, "nn": _nn, "gbm": _gbm, "bfm": _bfm, "bfm_op": _bfm, "biases": _biases,
+    "autorec": _autorec}
 
 
 def tuned_overrides(dataset: str, model: str) -> dict[str, Any]:

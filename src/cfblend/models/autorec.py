@@ -1,0 +1,182 @@
+"""Item-based AutoRec (Sedhain et al., 2015), registered as `autorec`: an autoencoder per movie.
+
+Each item is the sparse vector of the ratings its users gave it (a column of the rating matrix).
+The encoder maps it to `hidden` sigmoid units, h_i = sigmoid(W r_i + b); the decoder
+reconstructs the rating of any user u as h_i · V_u + c_u. Only observed ratings enter the loss,
+plus an L2 penalty `l2 / 2 * (|W|² + |V|²)` per rating, as in the paper. The input product is
+an `EmbeddingBag` over the item's raters weighted by their ratings and the decoder is evaluated
+at the observed (item, user) cells only, so a step costs O(ratings in the batch x hidden): no
+dense user x item matrix is built, and the model runs at ML-25M size.
+
+It differs from every factor model of the blend: an item is described by *who rated it how*,
+through a non-linearity, rather than by a free vector. That difference is what earns it a place
+(bench/results/ablation.md).
+
+Cold start: an item never seen in training has an empty input, so its code is sigmoid(b) and
+its prediction is the decoder's user term; a user never seen in training has no decoder row,
+and is predicted by the item's training mean (the global mean for an unseen item too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from cfblend.models.base import Model, ModelConfig, SideInfo
+from cfblend.models.ids import IdIndex
+from cfblend.models.torch_base import load_state, resolve_device, save_state, seed_everything
+
+
+@dataclass
+class AutoRecConfig(ModelConfig):
+    """Hyper-parameters of I-AutoRec."""
+
+    hidden: int = 300
+    l2: float = 100.0  # the paper's lambda, per rating of the training set
+    epochs: int = 70
+    lr: float = 1.5e-3
+    batch_items: int = 256  # items per Adam step
+    device: str = "auto"
+
+    limits: ClassVar[dict[str, str]] = {"hidden": ">=1", "l2": ">=0", "epochs": ">=1", "lr": ">0",
+                                        "batch_items": ">=1"}
+
+
+class AutoRecNet(nn.Module):
+    """Encoder over an item's (user, rating) bag, decoder evaluated at given users."""
+
+    def __init__(self, n_users: int, hidden: int):
+        super().__init__()
+        self.encoder = nn.EmbeddingBag(n_users, hidden, mode="sum", padding_idx=0)
+        self.enc_bias = nn.Parameter(torch.zeros(hidden))
+        self.decoder = nn.Embedding(n_users, hidden, padding_idx=0)
+        self.dec_bias = nn.Embedding(n_users, 1, padding_idx=0)
+        bound = 1.0 / np.sqrt(hidden)
+        for e in (self.encoder, self.decoder):
+            nn.init.uniform_(e.weight, -bound, bound)
+            with torch.no_grad():
+                e.weight[0].zero_()
+        nn.init.zeros_(self.dec_bias.weight)
+
+    def encode(self, users: torch.Tensor, ratings: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Codes of the items whose bags start at `offsets` in (users, ratings)."""
+        return torch.sigmoid(self.encoder(users, offsets, per_sample_weights=ratings) + self.enc_bias)
+
+    def decode(self, codes: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """Reconstructed ratings of `users`, one per row of `codes`."""
+        return (codes * self.decoder(users)).sum(1) + self.dec_bias(users)[:, 0]
+
+
+class ItemBags:
+    """The training ratings grouped by item (CSR): for a batch of items, the flat (user, rating) bags."""
+
+    def __init__(self, items: np.ndarray, users: np.ndarray, ratings: np.ndarray, n_items: int,
+                 device: torch.device):
+        order = np.argsort(items, kind="stable")
+        counts = np.bincount(items, minlength=n_items)
+        self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
+        self.users = torch.as_tensor(users[order], device=device)
+        self.ratings = torch.as_tensor(ratings[order].astype(np.float32), device=device)
+
+    def batch(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(users, ratings, offsets, row) of the bags of `items`; `row` says which item each entry is of."""
+        starts, ends = self.indptr[items], self.indptr[items + 1]
+        lens = ends - starts
+        offsets = torch.cumsum(lens, 0) - lens
+        flat = torch.repeat_interleave(starts - offsets, lens) + torch.arange(int(lens.sum()), device=items.device)
+        row = torch.repeat_interleave(torch.arange(len(items), device=items.device), lens)
+        return self.users[flat], self.ratings[flat], offsets, row
+
+
+class AutoRecModel(Model[AutoRecConfig]):
+    """`autorec`: item-based autoencoder of the rating matrix (I-AutoRec)."""
+
+    config_cls = AutoRecConfig
+    suffix = ".pt"
+
+    def fit(self, train: pd.DataFrame) -> AutoRecModel:
+        c = self.config
+        gen = seed_everything(c.seed)
+        dev = resolve_device(c.device)
+        self.users_, self.items_ = IdIndex(train["user_id"]), IdIndex(train["item_id"])
+        u, i = self.users_(train["user_id"]), self.items_(train["item_id"])
+        r = train["rating"].to_numpy(np.float32)
+        self.bags_ = ItemBags(i, u, r, len(self.items_), dev)
+        self.net = AutoRecNet(len(self.users_), c.hidden).to(dev)
+        self.item_mean_ = train.groupby("item_id")["rating"].mean()
+        self.global_mean_ = float(r.mean())
+        opt = torch.optim.Adam(self.net.parameters(), lr=c.lr)
+        reg = c.l2 / 2 / len(train)
+        items = torch.arange(1, len(self.items_), device=dev)
+        bar = tqdm(range(c.epochs), desc="autorec epochs", leave=False, disable=None)
+        for _ in bar:
+            perm = items[torch.randperm(len(items), generator=gen).to(dev)]
+            for s in range(0, len(perm), c.batch_items):
+                users, ratings, offsets, row = self.bags_.batch(perm[s: s + c.batch_items])
+                codes = self.net.encode(users, ratings, offsets)
+                err = self.net.decode(codes.index_select(0, row), users) - ratings  # index_add backward: fast
+                loss = err.pow(2).mean() + reg * (self.net.encoder.weight.pow(2).sum()
+                                                  + self.net.decoder.weight.pow(2).sum())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        self.net.eval()
+        self.codes_ = self._codes()
+        return self
+
+    @torch.no_grad()
+    def _codes(self) -> torch.Tensor:
+        """The code of every item slot (slot 0, unseen items: the empty bag)."""
+        items = torch.arange(len(self.items_), device=self.net.enc_bias.device)
+        return torch.cat([self.net.encode(*self.bags_.batch(items[s: s + 4096])[:3])
+                          for s in range(0, len(items), 4096)])
+
+    @torch.no_grad()
+    def _predict(self, df: pd.DataFrame) -> np.ndarray:
+        dev = self.codes_.device
+        u = torch.as_tensor(self.users_(df["user_id"]), device=dev)
+        i = torch.as_tensor(self.items_(df["item_id"]), device=dev)
+        out = torch.cat([self.net.decode(self.codes_[i[s: s + 65536]], u[s: s + 65536])
+                         for s in range(0, len(df), 65536)]).double().cpu().numpy() if len(df) else np.zeros(0)
+        new_user = (u == 0).cpu().numpy()
+        if new_user.any():
+            fallback = self.item_mean_.reindex(df["item_id"].to_numpy()[new_user]).fillna(self.global_mean_)
+            out[new_user] = fallback.to_numpy()
+        return out
+
+    @torch.no_grad()
+    def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The ids of the items seen in training and their codes (hidden activations)."""
+        return self.items_.ids, [self.codes_[1:].cpu().numpy()]
+
+    def save(self, path: Path) -> None:
+        b = self.bags_
+        save_state(path, self.config, self.net, users=self.users_.ids, items=self.items_.ids,
+                   indptr=b.indptr.cpu().numpy(), bag_users=b.users.cpu().numpy(),
+                   bag_ratings=b.ratings.cpu().numpy(), item_mean_ids=self.item_mean_.index.to_numpy(),
+                   item_mean=self.item_mean_.to_numpy(), global_mean=self.global_mean_)
+
+    @classmethod
+    def load(cls, path: Path, side: SideInfo) -> AutoRecModel:
+        s = load_state(path)
+        m = cls(cls.config_cls.from_dict(s["config"]), side)
+        dev = resolve_device(m.config.device)
+        m.users_, m.items_ = IdIndex(s["users"]), IdIndex(s["items"])
+        m.net = AutoRecNet(len(m.users_), m.config.hidden)
+        m.net.load_state_dict(s["net"])
+        m.net.to(dev).eval()
+        m.bags_ = ItemBags.__new__(ItemBags)
+        m.bags_.indptr, m.bags_.users, m.bags_.ratings = (torch.as_tensor(s[k], device=dev)
+                                                          for k in ("indptr", "bag_users", "bag_ratings"))
+        m.item_mean_ = pd.Series(s["item_mean"], index=s["item_mean_ids"])
+        m.global_mean_ = float(s["global_mean"])
+        m.codes_ = m._codes()
+        return m
