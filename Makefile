@@ -33,22 +33,27 @@ TRIALS  ?= 20
 FOLDS   ?= 1
 STORAGE ?=
 SAVE    ?=
+KERNEL_ID ?=
+PAIRS   ?=
 
 # User values reach the commands through the environment and are quoted there ("$$SET"), never pasted
 # into the command line, so a value with spaces or quotes stays one argument and runs nothing.
 export DATASET SPLIT INPUT OUT K SEED DEVICE MODEL MODELS SET DATA_DIR SUB BLEND COMP SCALE BENCH_DATASETS BENCH_SPLITS \
-       TRIALS FOLDS STORAGE ITEM
+       TRIALS FOLDS STORAGE ITEM KERNEL_ID PAIRS
 CLI = $(PYTHON) scripts/cfblend.py --dataset "$$DATASET" --split "$$SPLIT" --input "$$INPUT" --output "$$OUT" \
       --seed "$$SEED"
 OVERWRITE = $(if $(FORCE),--overwrite,)
 
-.PHONY: env help install data synth competition folds train tune models score blend similar report all ablation kernel kernel-push submit screenshot bench test lint clean
+.PHONY: env kaggle-env help install predict embeddings data synth competition folds train tune models score blend similar report all ablation kernel kernel-push submit screenshot bench test lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 env:  ## make or update the project's .venv from requirements.txt (every target below does this first)
 	@VENV="$(VENV)" scripts/ensure_venv.sh
+
+kaggle-env:  ## a second environment with Kaggle's image versions (requirements-kaggle.txt) in .venv-kaggle: the kernel test runs there too
+	@VENV=.venv-kaggle REQUIREMENTS=requirements-kaggle.txt NO_PACKAGE=1 scripts/ensure_venv.sh
 
 install:  ## with PYTHON=<yours>: install the pinned requirements and the package into that Python
 	$(PYTHON) -m pip install -r requirements.txt
@@ -89,6 +94,12 @@ all: $(ENV)  ## data, competition, folds, every model (MODELS; default: the regi
 models: $(ENV)  ## list every registered model with its config keys, types, defaults and ranges (for SET)
 	$(CLI) models
 
+predict: $(ENV)  ## PAIRS=<csv of user_id,item_id[,timestamp]>: each member's and the blend's prediction -> OUT/predictions.csv
+	$(CLI) predict --pairs "$$PAIRS"
+
+embeddings: $(ENV)  ## dot's and nn's learned user/item embeddings by raw id and fold -> OUT/embeddings/*.parquet
+	$(CLI) embeddings
+
 similar: $(ENV)  ## the movies nearest to ITEM="<title or id>" by the trained models' item factors
 	$(CLI) similar --item "$$ITEM"
 
@@ -96,8 +107,8 @@ ablation: $(ENV)  ## nn with and without side features -> OUT/ablation_side_feat
 	$(CLI) train --model nn,nn_ids --device "$$DEVICE" --set "$$SET" $(OVERWRITE)
 	$(CLI) report
 
-kernel: $(ENV)  ## build kernel/ (kernel-metadata.json + one self-contained script); KAGGLE_USERNAME sets the id
-	$(CLI) kernel --out kernel
+kernel: $(ENV)  ## build kernel/ (kernel-metadata.json + one self-contained script); KERNEL_ID=owner/slug sets the id
+	$(CLI) kernel --out kernel --kernel-id "$$KERNEL_ID"
 
 kernel-push: $(ENV) kernel  ## kaggle kernels push -p kernel (needs Kaggle credentials)
 	$(CLI) kernel-push --out kernel

@@ -64,7 +64,12 @@ def test_all_passes_set_to_every_model_and_trains_the_analysis_member(tmp_path):
     assert (light["epochs"], light["factors"], light["drop_heavy_raters"]) == (1, 20, 0.01)
     board = pd.read_csv(tmp_path / "output" / "leaderboard.csv")
     assert set(board["model"]) == {"global_mean", "dot", "blend"}  # the analysis member is not ranked
-    assert "Heavy raters and item bias" in (tmp_path / "output" / "report.html").read_text()
+    page = (tmp_path / "output" / "report.html").read_text()
+    assert "Heavy raters and item bias" in page and "Learning curves" in page
+    curves = json.loads((tmp_path / "output" / "scores" / "dot.json").read_text())["learning_curves"]
+    assert [c["fold"] for c in curves] == [0, 1, 2, 3, 4] and all(len(c["valid_rmse"]) == 1 for c in curves)
+    logs = list((tmp_path / "output" / "logs").glob("all-*.log"))  # the run's log, beside its artifacts
+    assert len(logs) == 1 and "dot fold 4: rmse" in logs[0].read_text() and "cfblend all" in logs[0].read_text()
 
 
 def test_models_lists_every_registered_model_with_its_config(tmp_path):

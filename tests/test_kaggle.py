@@ -16,25 +16,38 @@ import pytest
 from cfblend.kaggle.kernel import PLACEHOLDER_USER, build_kernel
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = "dot.epochs=2 dot_no_heavy.epochs=2 nn.epochs=1 gbm.inner_folds=2 gbm.max_rounds=30 gbm.dot={epochs: 2}"
+SMOKE = ("autorec.epochs=3 dot.epochs=2 dot_no_heavy.epochs=2 nn.epochs=1 gbm.inner_folds=2 gbm.max_rounds=30 "
+         "gbm.dot={epochs: 2}")
 
 
 def test_kernel_metadata(tmp_path, monkeypatch):
-    monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # not signed in
     out = build_kernel(tmp_path / "kernel")
     meta = json.loads((out / "kernel-metadata.json").read_text())
     assert meta["id"] == f"{PLACEHOLDER_USER}/cfblend-movielens-rating-prediction"
     assert meta["enable_internet"] is False and meta["kernel_type"] == "script"
     assert meta["dataset_sources"] == ["prajitdatta/movielens-100k-dataset"]
     assert (out / meta["code_file"]).is_file()
-    monkeypatch.setenv("KAGGLE_USERNAME", "alice")
-    assert json.loads((build_kernel(tmp_path / "k2") / "kernel-metadata.json").read_text())["id"].startswith("alice/")
+
+
+KAGGLE_PYTHON = REPO / ".venv-kaggle" / "bin" / "python"
+KAGGLE_VERSIONS = {"pandas": "2.3.3", "lightgbm": "4.6.0", "numba": "0.65.1", "scikit-learn": "1.6.1",
+                   "myfm": "absent"}
 
 
 @pytest.mark.slow
-def test_generated_kernel_runs_end_to_end_on_a_simulated_kaggle_layout(tmp_path):
+@pytest.mark.parametrize("python", ["local pins", "Kaggle image versions"])
+def test_generated_kernel_runs_end_to_end_on_a_simulated_kaggle_layout(tmp_path, python):
     from conftest import real_data
 
+    if python == "local pins":
+        exe = sys.executable
+    elif KAGGLE_PYTHON.exists():
+        exe = str(KAGGLE_PYTHON)
+    else:
+        pytest.skip("no .venv-kaggle: `make kaggle-env` builds it (requirements-kaggle.txt, Kaggle's image versions)")
     src = real_data("ml-100k")
     kaggle_input = tmp_path / "kaggle" / "input" / "movielens-100k-dataset" / "ml-100k"
     kaggle_input.mkdir(parents=True)
@@ -45,15 +58,18 @@ def test_generated_kernel_runs_end_to_end_on_a_simulated_kaggle_layout(tmp_path)
     working.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {"CFBLEND_KAGGLE_INPUT": str(tmp_path / "kaggle" / "input"), "CFBLEND_KAGGLE_WORKING": str(working),
-            "CFBLEND_KERNEL_MODELS": "global_mean,biases,dot,nn,gbm", "CFBLEND_KERNEL_SET": SMOKE}
+            "CFBLEND_KERNEL_MODELS": "global_mean,biases,dot,nn,gbm,autorec", "CFBLEND_KERNEL_SET": SMOKE}
     # Run from an empty folder so that only the embedded package can be imported.
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+    done = subprocess.run([exe, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "served by Kaggle input" in done.stderr
     imported = next(line for line in done.stdout.splitlines() if "imported from" in line)
     assert imported.endswith("cfblend.zip/cfblend/__init__.py"), imported  # the embedded package, not the installed one
     assert f"submission written to {working / 'submission.csv'}" in done.stdout
+    if python != "local pins":  # really Kaggle's versions
+        packages = next(line for line in done.stdout.splitlines() if line.startswith("packages: "))
+        assert all(f"{n} {v}" in packages for n, v in KAGGLE_VERSIONS.items()), packages
     sub = pd.read_csv(working / "submission.csv")
     sample = pd.read_csv(working / "input" / "ml-100k-u1" / "sample_submission.csv")
     assert sub["id"].tolist() == sample["id"].tolist() and sub["rating"].between(1, 5).all()

@@ -142,6 +142,25 @@ def cmd_all(args) -> None:
                  device=args.device, overwrite=args.overwrite)
 
 
+def cmd_predict(args) -> None:
+    from cfblend.ensemble.predict import predict_pairs, read_pairs
+    from cfblend.io import write_csv
+
+    paths = _paths(args)
+    rows = predict_pairs(paths, _competition(args), read_pairs(args.pairs))
+    out = Path(args.out or paths.output / "predictions.csv")
+    write_csv(rows, out)
+    shown = rows.head(20).round(4).to_string(index=False)
+    print(f"{shown}\n... {len(rows)} rows -> {out}" if len(rows) > 20 else f"{shown}\n-> {out}")
+
+
+def cmd_embeddings(args) -> None:
+    from cfblend.ensemble.predict import export_embeddings
+
+    if not export_embeddings(_paths(args), _competition(args)):
+        raise FileNotFoundError(f"no trained dot or nn in {args.output}: run `make train MODEL=dot` first")
+
+
 def cmd_similar(args) -> None:
     from cfblend.competition.folds import load_folds
     from cfblend.report.similar import EMBEDDING_MEMBERS, find_item, side_by_side, similar_table
@@ -193,7 +212,7 @@ def cmd_clean(args) -> None:
 def cmd_kernel(args) -> None:
     from cfblend.kaggle.kernel import build_kernel
 
-    build_kernel(args.out, dataset=args.dataset, split=_split(args))
+    build_kernel(args.out, dataset=args.dataset, split=_split(args), kernel_id=args.kernel_id or None)
 
 
 def cmd_kernel_push(args) -> None:
@@ -217,6 +236,31 @@ def cmd_submit(args) -> None:
         b = read_json(paths.scores("blend"))
         message = f"blend of {', '.join(b['weights'])} ({b['method']}), CV RMSE {b['cv_rmse_mean']:.4f}"
     submit(args.comp, file, message)
+
+
+# Commands whose log is kept beside the artifacts they write (output/logs/<command>-<time>.log).
+LOGGED = {"folds", "train", "tune", "score", "blend", "report", "all", "predict", "embeddings"}
+
+
+def log_to_file(output: Path, cmd: str, argv: list[str]) -> Path:
+    """Also write this command's log (INFO and up, with dates) to `output/logs/<cmd>-<UTC time>.log`."""
+    import platform
+    import time
+
+    from cfblend import __version__
+
+    folder = output / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path = folder / f"{cmd}-{stamp}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    log.info("cfblend %s, Python %s on %s: cfblend %s", __version__, platform.python_version(), platform.node(),
+             " ".join(argv))
+    log.info("log file: %s", path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,8 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--k", type=int, default=5)
     s.add_argument("--min-count", type=int, default=20, help="candidates need at least this many train ratings")
     sub.add_parser("clean", help="delete the artifact folder (--output), refusing one that holds anything else")
+    s = sub.add_parser("predict", help="each member's and the blend's prediction for the pairs of a CSV")
+    s.add_argument("--pairs", required=True, help="CSV with user_id, item_id (and optionally timestamp)")
+    s.add_argument("--out", default="", help="default: <output>/predictions.csv")
+    sub.add_parser("embeddings", help="export dot's and nn's learned user and item embeddings as parquet")
     s = sub.add_parser("kernel", help="build the Kaggle kernel folder")
     s.add_argument("--out", default="kernel")
+    s.add_argument("--kernel-id", default="", help="owner/slug (default: the id already there, else the signed-in "
+                   "user's)")
     s = sub.add_parser("kernel-push", help="kaggle kernels push")
     s.add_argument("--out", default="kernel")
     s = sub.add_parser("submit", help="kaggle competitions submit")
@@ -281,12 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if args.cmd in LOGGED:
+        log_to_file(Path(args.output), args.cmd, argv if argv is not None else sys.argv[1:])
     try:
         {"data": cmd_data, "competition": cmd_competition, "folds": cmd_folds, "train": cmd_train,
          "score": cmd_score, "blend": cmd_blend, "report": cmd_report, "all": cmd_all, "kernel": cmd_kernel,
          "kernel-push": cmd_kernel_push, "submit": cmd_submit, "synth": cmd_synth, "clean": cmd_clean,
          "tune": cmd_tune, "similar": cmd_similar,
-         "models": cmd_models}[args.cmd](args)
+         "models": cmd_models, "predict": cmd_predict, "embeddings": cmd_embeddings}[args.cmd](args)
     except (DataError, SubmissionError, ArtifactConflict, KaggleError, FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 1

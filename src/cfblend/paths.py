@@ -12,6 +12,7 @@ from cfblend.errors import ArtifactConflict
 ARTIFACT_NAMES = {"competition.json", "folds.csv", "oof", "test", "models", "scores", "cache", ".staging",
                   "leaderboard.csv", "leaderboard.md", "report.html", "report.png", "submission.csv", "cold_start.csv",
                   "ablation_side_features.md", "gbm_importance.csv", "gbm_importance.png", "embeddings", "logs",
+                  "predictions.csv",
                   "tune"}
 
 

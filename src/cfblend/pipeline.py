@@ -13,6 +13,7 @@ from cfblend.competition.folds import ensure_folds
 from cfblend.data import get_spec, load_dataset
 from cfblend.data.sources import KAGGLE_INPUT, ensure_dataset
 from cfblend.ensemble import BlendConfig, run_blend
+from cfblend.ensemble.predict import export_embeddings
 from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, available, model_class, parse_set
 from cfblend.paths import Paths
 from cfblend.report.run import run_report
@@ -53,5 +54,6 @@ def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Path
     for m in trained:
         train_cv(m, comp, fold_of, paths, overrides=per_model[m] or None, overwrite=overwrite)
     run_blend(comp, paths, BlendConfig(models=list(models), method=blend_method))
+    export_embeddings(paths, comp)
     run_report(comp, paths, html=html)
     return paths.output / "submission.csv"

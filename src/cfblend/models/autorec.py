@@ -115,8 +115,10 @@ class AutoRecModel(Model[AutoRecConfig]):
         opt = torch.optim.Adam(self.net.parameters(), lr=c.lr)
         reg = c.l2 / 2 / len(train)
         items = torch.arange(1, len(self.items_), device=dev)
+        self.history_ = {"train_loss": [], "valid_rmse": []}
         bar = tqdm(range(c.epochs), desc="autorec epochs", leave=False, disable=None)
         for _ in bar:
+            total, steps = torch.zeros((), device=dev), 0
             perm = items[torch.randperm(len(items), generator=gen).to(dev)]
             for s in range(0, len(perm), c.batch_items):
                 users, ratings, offsets, row = self.bags_.batch(perm[s: s + c.batch_items])
@@ -127,7 +129,13 @@ class AutoRecModel(Model[AutoRecConfig]):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+                total, steps = total + loss.detach(), steps + 1
+            self.history_["train_loss"].append(float(total) / max(steps, 1))
+            if self.monitor is not None and len(self.monitor):
+                self.codes_ = self._codes()
+                err = self.predict(self.monitor) - self.monitor["rating"].to_numpy()
+                self.history_["valid_rmse"].append(float(np.sqrt(np.mean(err**2))))
+            bar.set_postfix(loss=f"{self.history_['train_loss'][-1]:.4f}")
         self.net.eval()
         self.codes_ = self._codes()
         return self

@@ -125,6 +125,11 @@ class Model(ABC, Generic[C]):
     cacheable: ClassVar[bool] = False  # the runner stores fitted fold models in the model cache
     requires: ClassVar[str | None] = None  # an optional package the model needs (e.g. "myfm")
     cache = None  # a cfblend.runs.cache.ModelCache, set by the runner, for models built on other models
+    # Learning curves: the runner sets `monitor` to a fold's held-out rows; a model that trains by epochs scores
+    # them after each one into `history_` ({"train_loss": [...], "valid_rmse": [...]}). Only recorded: nothing
+    # in the fit reads them, and the same fit happens with or without them.
+    monitor: pd.DataFrame | None = None
+    history_: dict[str, list[float]] | None = None
 
     def __init__(self, config: C, side: SideInfo):
         self.config: C = config

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from cfblend.io import atomic_path, write_json
 from cfblend.models.base import Model, ModelConfig, SideInfo
@@ -186,10 +187,23 @@ class GBMModel(Model[GBMConfig]):
                   "num_threads": c.num_threads, "verbosity": -1}
         dtrain = lgb.Dataset(X[~valid], y[~valid], free_raw_data=False)
         dvalid = lgb.Dataset(X[valid], y[valid], reference=dtrain)
-        self.booster = lgb.train(params, dtrain, num_boost_round=c.max_rounds, valid_sets=[dvalid],
-                                 valid_names=["early_stop"],
-                                 callbacks=[lgb.early_stopping(c.early_stopping, verbose=False),
-                                            lgb.log_evaluation(0)])
+        evals: dict = {}
+        bar = tqdm(total=c.max_rounds, desc="gbm rounds", leave=False, disable=None)
+
+        def progress(env) -> None:
+            bar.update(1)
+            if env.iteration % 25 == 0 and env.evaluation_result_list:
+                bar.set_postfix(early_stop_rmse=f"{env.evaluation_result_list[-1][2]:.4f}")
+
+        try:  # the training set is recorded for the learning curve; early stopping ignores it
+            self.booster = lgb.train(params, dtrain, num_boost_round=c.max_rounds, valid_sets=[dtrain, dvalid],
+                                     valid_names=["train", "early_stop"],
+                                     callbacks=[lgb.early_stopping(c.early_stopping, verbose=False),
+                                                lgb.log_evaluation(0), lgb.record_evaluation(evals), progress])
+        finally:
+            bar.close()
+        self.history_ = {"train_rmse": list(evals["train"]["rmse"]),
+                         "early_stop_rmse": list(evals["early_stop"]["rmse"])}
         self.dot_ = self._dot(train)
         self.fit_rows_ = train[["user_id", "item_id", "rating"]].reset_index(drop=True)
         self.provenance_ = {**prov, "outer_fit_ids": train["id"].to_numpy() if "id" in train else None,

@@ -214,9 +214,27 @@ class EntityEmbeddingModel(TorchModel[NNConfig]):
         rest = [p for p in self.net.parameters() if all(p is not q for q in decay)]
         groups = [{"params": decay, "weight_decay": c.wd}, {"params": rest, "weight_decay": 0.0}]
         train_minibatch(step_loss, groups, [cats, genres, dense, y], epochs=c.epochs, batch_size=c.batch_size,
-                        lr=c.lr, generator=gen, optimizer="adamw", desc="nn epochs")
+                        lr=c.lr, generator=gen, optimizer="adamw", desc="nn epochs",
+                        on_epoch_end=self.record_epoch)
         self.net.eval()
         return self
+
+    @torch.no_grad()
+    def embedding_table(self, kind: str) -> pd.DataFrame:
+        """Per user or item (`kind`) seen in training, by raw id: its entity embedding (`e0`...), its wide bias
+        and its factors in the user·item FM term (`fm0`...)."""
+        j = 0 if kind == "user" else 1
+        ids = np.array(list(self.encoder.vocab[f"{kind}_id"]))
+        rows = slice(1, len(ids) + 1)
+        emb = self.net.embeds[j].weight[rows].cpu().numpy()
+        table = pd.DataFrame(emb, columns=[f"e{k}" for k in range(emb.shape[1])])
+        table.insert(0, "bias", self.net.biases[j].weight[rows, 0].cpu().numpy())
+        table.insert(0, f"{kind}_id", ids)
+        fm = self.net.fm_user if kind == "user" else self.net.fm_item
+        if fm is not None:
+            f = fm.weight[rows].cpu().numpy()
+            table = pd.concat([table, pd.DataFrame(f, columns=[f"fm{k}" for k in range(f.shape[1])])], axis=1)
+        return table
 
     @torch.no_grad()
     def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:

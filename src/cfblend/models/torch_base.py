@@ -67,11 +67,12 @@ def train_minibatch(
     one_cycle: bool = True,
     desc: str = "train",
     on_epoch_start: Callable[[], None] | None = None,
+    on_epoch_end: Callable[[float], None] | None = None,
 ) -> None:
     """Shuffle `tensors` row-wise each epoch and take optimiser steps on `step_loss(batch)`.
 
     `params` are parameters or parameter groups. Adam (or AdamW/SGD) with a one-cycle
-    learning-rate schedule peaking at `lr`.
+    learning-rate schedule peaking at `lr`. `on_epoch_end(mean loss)` runs after each epoch.
     """
     n = len(tensors[0])
     steps_per_epoch = max(1, (n + batch_size - 1) // batch_size)
@@ -102,6 +103,8 @@ def train_minibatch(
                 sched.step()
             total += loss.detach()
         bar.set_postfix(loss=f"{float(total) / steps_per_epoch:.4f}")
+        if on_epoch_end is not None:
+            on_epoch_end(float(total) / steps_per_epoch)
 
 
 C = TypeVar("C", bound=ModelConfig)
@@ -124,6 +127,17 @@ class TorchModel(Model[C]):
     def _inputs(self, df: pd.DataFrame, device: torch.device) -> list[torch.Tensor]:
         """The network's input tensors for the rows of `df`."""
         raise NotImplementedError
+
+    def record_epoch(self, train_loss: float) -> None:
+        """Append an epoch's training loss and, when a fold's held-out rows are monitored, their RMSE."""
+        h = self.history_ = self.history_ or {"train_loss": [], "valid_rmse": []}
+        h["train_loss"].append(train_loss)
+        if self.monitor is not None and len(self.monitor):
+            was = self.net.training
+            self.net.eval()
+            err = self.predict(self.monitor) - self.monitor["rating"].to_numpy()
+            h["valid_rmse"].append(float(np.sqrt(np.mean(err**2))))
+            self.net.train(was)
 
     @torch.no_grad()
     def _predict(self, df: pd.DataFrame) -> np.ndarray:

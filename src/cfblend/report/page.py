@@ -69,6 +69,13 @@ def write_report_html(comp: Competition, paths: Paths, board: pd.DataFrame, cold
     fold_rmse = {m: read_json(paths.scores(m))["fold_rmse"] for m in board["model"]
                  if m != "global_mean" and paths.scores(m).exists()}
     parts += ["<h2>Per-fold RMSE</h2>", _img(plots.fold_rmse_png(fold_rmse), "per-fold RMSE")]
+    curves = {m: read_json(paths.scores(m)).get("learning_curves") or [] for m in fold_rmse}
+    if any(curves.values()):
+        parts += ["<h2>Learning curves</h2>",
+                  '<p class="note">Training loss (as √loss) and the held-out fold\'s RMSE after each epoch; for '
+                  "the GBM, RMSE per boosting round on its training rows and its early-stopping slice. A held-out "
+                  "curve that turns up while the training curve keeps falling is over-fitting.</p>",
+                  _img(plots.learning_curves_png(curves), "learning curves")]
 
     dots, light = ([fold_models(paths, m, side) if m in current else [] for m in ("dot", "dot_no_heavy")])
     if dots:

@@ -68,3 +68,30 @@ def bucket_png(table: pd.DataFrame, by: str) -> bytes:
     ax.grid(alpha=0.3)
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     return _png(fig)
+
+
+def learning_curves_png(curves: dict[str, list[dict]]) -> bytes:
+    """One panel per model: each recorded series per epoch (or boosting round), one thin line per fold.
+    Losses are drawn as their square root, on the RMSE scale; the held-out fold's RMSE is `valid_rmse`."""
+    names = [m for m, c in curves.items() if c]
+    cols = min(3, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
+    for ax, name in zip(axes.flat, names, strict=False):
+        keys = [k for k in curves[name][0] if k != "fold"]
+        for color, key in zip(colors, keys, strict=False):
+            label = f"√{key}" if "loss" in key else key
+            for j, fold in enumerate(curves[name]):
+                vals = np.sqrt(fold[key]) if "loss" in key else np.asarray(fold[key])
+                ax.plot(np.arange(1, len(vals) + 1), vals, color=color, lw=1, alpha=0.7,
+                        label=label if j == 0 else None)
+        ax.set_title(name)
+        ax.set_xlabel("round" if name.startswith("gbm") else "epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle("Learning curves (one line per fold)")
+    fig.tight_layout()
+    return _png(fig)

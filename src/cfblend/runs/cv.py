@@ -41,13 +41,15 @@ class CVResult:
     fit_seconds: list[float] = field(default_factory=list)
     cold_start_oof: dict[str, int] = field(default_factory=dict)
     cold_start_test: dict[str, int] = field(default_factory=dict)
+    curves: list[dict[str, Any]] = field(default_factory=list)  # per fold: epoch losses (train, held-out)
 
     def scores(self, y: np.ndarray) -> dict[str, Any]:
         """The summary every scores file holds, given the train ratings `y`."""
         return {"fold_rmse": self.fold_rmse, "cv_rmse_mean": float(np.mean(self.fold_rmse)),
                 "cv_rmse_std": float(np.std(self.fold_rmse)), "oof_rmse": rmse(y, self.oof),
                 "fit_seconds": float(np.sum(self.fit_seconds)), "fold_fit_seconds": self.fit_seconds,
-                "cold_start": {"oof": self.cold_start_oof, "test": self.cold_start_test}}
+                "cold_start": {"oof": self.cold_start_oof, "test": self.cold_start_test},
+                "learning_curves": self.curves}
 
 
 def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: dict[str, Any] | None = None,
@@ -70,9 +72,12 @@ def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: d
         fit_rows, val_rows = train[folds != k], train[folds == k]
         model = make_model(name, side, overrides)
         model.cache = cache
+        model.monitor = val_rows  # recorded per epoch for the learning curves, never trained on
         t0 = time.perf_counter()
         model.fit(fit_rows)
         res.fit_seconds.append(time.perf_counter() - t0)
+        if model.history_:
+            res.curves.append({"fold": k, **model.history_})
         if cache is not None and model.cacheable:
             cache.put(model, fit_rows)
         res.oof[folds == k] = model.predict(val_rows)

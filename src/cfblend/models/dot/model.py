@@ -105,12 +105,18 @@ class DotModel(TorchModel[DotConfig]):
         y = torch.tensor(train["rating"].to_numpy(np.float32), device=dev)
         self.net.train()
         trainer = choose_trainer(c, dev)
+        mon = None
+        if self.monitor is not None and len(self.monitor):
+            mon = (*self._inputs(self.monitor, dev),
+                   torch.tensor(self.monitor["rating"].to_numpy(np.float32), device=dev))
         if trainer == "numba":
-            self.epoch_seconds_ = numba_fit(self.net, u, i, y, c)
+            history = numba_fit(self.net, u, i, y, c, mon)
         elif trainer == "fused":
-            self.epoch_seconds_ = fused_adam_fit(self.net, u, i, y, c, gen)
+            history = fused_adam_fit(self.net, u, i, y, c, gen, mon)
         else:
-            self.epoch_seconds_ = autograd_fit(self.net, u, i, y, c, gen)
+            history = autograd_fit(self.net, u, i, y, c, gen, mon)
+        self.epoch_seconds_ = history.pop("epoch_seconds")
+        self.history_ = {k: v for k, v in history.items() if v}
         self.net.eval()
         return self
 
@@ -125,6 +131,15 @@ class DotModel(TorchModel[DotConfig]):
                               else (self.items_, self.net.item, self.net.item_bias))
         idx = torch.as_tensor(index(ids), device=table.weight.device)
         return table(idx).cpu().numpy(), bias(idx)[:, 0].cpu().numpy()
+
+    def embedding_table(self, kind: str) -> pd.DataFrame:
+        """The learned factors (`f0`...) and bias of every user or item (`kind`) seen in training, by raw id."""
+        index = self.users_ if kind == "user" else self.items_
+        factors, bias = self.embeddings(kind, index.ids)
+        table = pd.DataFrame(factors, columns=[f"f{j}" for j in range(factors.shape[1])])
+        table.insert(0, "bias", bias)
+        table.insert(0, f"{kind}_id", index.ids)
+        return table
 
     @torch.no_grad()
     def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -69,3 +69,17 @@ def copy_back(net: DotNet, U: torch.Tensor, V: torch.Tensor, G: torch.Tensor) ->
     net.item.weight.copy_(V[:, :k])
     net.item_bias.weight.copy_(V[:, k + 1:])
     net.global_bias.copy_(G[0])
+
+
+@torch.no_grad()
+def table_rmse(U, V, G, monitor: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+               y_range: tuple[float, float]) -> float | None:
+    """RMSE of the augmented tables (NumPy or torch) on monitored rows (user index, item index, rating),
+    clipped to nothing: the learning curve of the raw model. None when nothing is monitored."""
+    if monitor is None:
+        return None
+    U, V, G = (torch.as_tensor(t) for t in (U, V, G))
+    u, i, y = monitor
+    lo, hi = y_range
+    pred = lo + (hi - lo) * torch.sigmoid(G[0] + (U[u] * V[i]).sum(1))
+    return float(torch.sqrt(torch.mean((pred - y) ** 2)))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from cfblend.models.dot.tables import copy_back, fill_tables, masks, schedule
+from cfblend.models.dot.tables import copy_back, fill_tables, masks, schedule, table_rmse
 from cfblend.models.torch_base import train_minibatch
 
 if TYPE_CHECKING:
@@ -17,8 +17,19 @@ if TYPE_CHECKING:
 
 
 def autograd_fit(net: DotNet, u: torch.Tensor, i: torch.Tensor, y: torch.Tensor, c: DotConfig,
-                 gen: torch.Generator) -> list[float]:
-    """Train `net` with autograd and a torch optimiser (adam, adamw or sgd); returns the seconds of each epoch."""
+                 gen: torch.Generator, monitor=None) -> dict[str, list[float]]:
+    """Train `net` with autograd and a torch optimiser (adam, adamw or sgd); returns the seconds, training loss
+    and (with `monitor` rows: user index, item index, rating) held-out RMSE of each epoch."""
+    history: dict[str, list[float]] = {"epoch_seconds": [], "train_loss": [], "valid_rmse": []}
+
+    @torch.no_grad()
+    def epoch_end(loss: float) -> None:
+        history["train_loss"].append(loss)
+        if monitor is not None:
+            net.eval()
+            pred = net(monitor[0], monitor[1])[0]
+            history["valid_rmse"].append(float(torch.sqrt(torch.mean((pred - monitor[2]) ** 2))))
+            net.train()
 
     def step_loss(batch):
         bu, bi, by = batch
@@ -28,20 +39,23 @@ def autograd_fit(net: DotNet, u: torch.Tensor, i: torch.Tensor, y: torch.Tensor,
 
     t0 = time.perf_counter()
     train_minibatch(step_loss, list(net.parameters()), [u, i, y], epochs=c.epochs, batch_size=c.batch_size,
-                    lr=c.lr, generator=gen, optimizer=c.optimizer, one_cycle=c.one_cycle, desc="dot epochs")
-    return [(time.perf_counter() - t0) / c.epochs] * c.epochs
+                    lr=c.lr, generator=gen, optimizer=c.optimizer, one_cycle=c.one_cycle, desc="dot epochs",
+                    on_epoch_end=epoch_end)
+    history["epoch_seconds"] = [(time.perf_counter() - t0) / c.epochs] * c.epochs
+    return history
 
 
 @torch.no_grad()
 def fused_adam_fit(net: DotNet, u: torch.Tensor, i: torch.Tensor, y: torch.Tensor, c: DotConfig,
-                   gen: torch.Generator) -> list[float]:
+                   gen: torch.Generator, monitor=None) -> dict[str, list[float]]:
     """Train `net` with hand-written gradients of the dot model's loss and Adam over one flat buffer.
 
     The same loss, optimiser (torch's Adam, one-cycle learning rate and beta1) and shuffling as the
     autograd loop, without building a graph per step: a step is a gather, a few element-wise ops,
     four `index_add_` scatters and one fused Adam kernel over all parameters, kept in one flat
     buffer. On a CPU this is several times faster than autograd at the small batches the model is
-    tuned for, and it keeps large batches cheap on large data. Returns the seconds of each epoch.
+    tuned for, and it keeps large batches cheap on large data. Returns the seconds, training MSE and
+    (with `monitor` rows) held-out RMSE of each epoch.
     """
     k = net.user.weight.shape[1]
     nu, ni = net.user.weight.shape[0], net.item.weight.shape[0]
@@ -64,9 +78,10 @@ def fused_adam_fit(net: DotNet, u: torch.Tensor, i: torch.Tensor, y: torch.Tenso
     n = len(y)
     lrs, beta1s = schedule(c, n)
     step = 0
-    epoch_seconds = []
+    history: dict[str, list[float]] = {"epoch_seconds": [], "train_loss": [], "valid_rmse": []}
     for _ in tqdm(range(c.epochs), desc="dot epochs", leave=False, disable=None):
         t0 = time.perf_counter()
+        sq = torch.zeros((), device=u.device)
         perm = torch.randperm(n, generator=gen).to(u.device)
         for s in range(0, n, c.batch_size):
             idx = perm[s: s + c.batch_size]
@@ -74,6 +89,7 @@ def fused_adam_fit(net: DotNet, u: torch.Tensor, i: torch.Tensor, y: torch.Tenso
             B = len(idx)
             pu, qi = U[bu], V[bi]
             sig = torch.sigmoid(G + (pu * qi).sum(1))
+            sq += ((lo + (hi - lo) * sig - by) ** 2).sum()
             e = (2.0 * (hi - lo) ** 2 / B) * (lo / (hi - lo) + sig - by / (hi - lo)) * (sig * (1 - sig))
             grad.zero_()  # dLoss/dx = 2/B (pred - y) (hi - lo) sig (1 - sig), pred = lo + (hi - lo) sig
             gU.index_add_(0, bu, torch.addcmul(e[:, None] * qi * mask_u, pu, reg_u, value=2.0 / B))
@@ -91,6 +107,9 @@ def fused_adam_fit(net: DotNet, u: torch.Tensor, i: torch.Tensor, y: torch.Tenso
                 v.mul_(0.999).addcmul_(grad, grad, value=1 - 0.999)
                 denom = (v / (1 - 0.999**step)).sqrt_().add_(1e-8)
                 flat.addcdiv_(m, denom, value=-lr / (1 - b1**step))
-        epoch_seconds.append(time.perf_counter() - t0)
+        history["epoch_seconds"].append(time.perf_counter() - t0)
+        history["train_loss"].append(float(sq) / n)
+        if monitor is not None:
+            history["valid_rmse"].append(table_rmse(U, V, G, monitor, c.y_range))
     copy_back(net, U, V, G)
-    return epoch_seconds
+    return history
