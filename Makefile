@@ -35,14 +35,18 @@ STORAGE ?=
 SAVE    ?=
 KERNEL_ID ?=
 PAIRS   ?=
+EXECUTOR ?= local
+SCHEDULER ?=
+WORKERS ?= 0
 
 # User values reach the commands through the environment and are quoted there ("$$SET"), never pasted
 # into the command line, so a value with spaces or quotes stays one argument and runs nothing.
 export DATASET SPLIT INPUT OUT K SEED DEVICE MODEL MODELS SET DATA_DIR SUB BLEND COMP SCALE BENCH_DATASETS BENCH_SPLITS \
-       TRIALS FOLDS STORAGE ITEM KERNEL_ID PAIRS
+       TRIALS FOLDS STORAGE ITEM KERNEL_ID PAIRS EXECUTOR SCHEDULER WORKERS
 CLI = $(PYTHON) scripts/cfblend.py --dataset "$$DATASET" --split "$$SPLIT" --input "$$INPUT" --output "$$OUT" \
       --seed "$$SEED"
 OVERWRITE = $(if $(FORCE),--overwrite,)
+EXEC = --executor "$$EXECUTOR" --scheduler "$$SCHEDULER" --workers "$$WORKERS"
 
 .PHONY: env kaggle-env help install predict embeddings data synth competition folds train tune models score blend similar report all ablation kernel kernel-push submit screenshot bench test lint clean
 
@@ -72,7 +76,7 @@ folds: $(ENV)  ## K-fold assignment of the train rows -> OUT/folds.csv
 	$(CLI) folds --k "$$K" $(OVERWRITE)
 
 train: $(ENV)  ## cross-validated training of MODEL (SET="key=value ...", FORCE=1 to replace)
-	$(CLI) train --model "$$MODEL" --device "$$DEVICE" --set "$$SET" $(OVERWRITE)
+	$(CLI) train --model "$$MODEL" --device "$$DEVICE" --set "$$SET" $(OVERWRITE) $(EXEC)
 
 tune: $(ENV)  ## Optuna study of MODEL's config: TRIALS=20 FOLDS=1 STORAGE=<url> SAVE=1 (writes models/tuned.yaml)
 	$(CLI) tune --model "$$MODEL" --trials "$$TRIALS" --folds "$$FOLDS" --storage "$$STORAGE" --set "$$SET" \
@@ -89,7 +93,7 @@ report: $(ENV)  ## leaderboard of every trained model -> OUT/leaderboard.{csv,md
 
 all: $(ENV)  ## data, competition, folds, every model (MODELS; default: the registry's DEFAULT_MODELS), blend, report
 	$(CLI) all --models "$$MODELS" --k "$$K" --set "$$SET" --method "$$BLEND" --device "$$DEVICE" \
-	    --data-dir "$$DATA_DIR" $(OVERWRITE)
+	    --data-dir "$$DATA_DIR" $(OVERWRITE) $(EXEC)
 
 models: $(ENV)  ## list every registered model with its config keys, types, defaults and ranges (for SET)
 	$(CLI) models

@@ -80,3 +80,14 @@ def test_implicit_bags_hold_every_public_pair_and_survive_save_and_load(comp_env
     np.testing.assert_array_equal(p, EntityEmbeddingModel.load(tmp_path / "nn.pt", side).predict(val))
     plain = make_model("nn", side, {**FAST, "implicit": False}).fit(fit)
     assert not hasattr(plain.net, "imp_pairs") and not np.allclose(plain.predict(val), p)
+
+
+def test_sparse_embeddings_learn_about_as_well_as_dense_ones(comp_env):
+    comp, folds, _ = comp_env
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    dense = make_model("nn", side_info(comp), FAST).fit(fit)
+    sparse = make_model("nn", side_info(comp), {**FAST, "sparse": True}).fit(fit)
+    assert sparse.net.embeds[0].sparse and not dense.net.embeds[0].sparse
+    base = rmse(val["rating"], np.full(len(val), fit["rating"].mean()))
+    assert rmse(val["rating"], sparse.predict(val)) < base - 0.05
+    assert abs(rmse(val["rating"], sparse.predict(val)) - rmse(val["rating"], dense.predict(val))) < 0.03

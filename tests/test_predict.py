@@ -71,6 +71,7 @@ def test_embeddings_are_written_by_raw_id_and_fold(trained):
     one = items[items["fold"] == 1].iloc[0]
     f, b = m.embeddings("item", [one["item_id"]])
     np.testing.assert_allclose(one[[f"f{j}" for j in range(20)]].to_numpy(float), f[0], rtol=1e-6)
+    assert one["bias"] == pytest.approx(b[0])
     assert set(items.loc[items["fold"] == 1, "item_id"]) == set(m.items_.ids)
     users = pd.read_parquet(paths.output / "embeddings" / "nn_users.parquet")
     assert {"user_id", "bias", "e0", "fm0"} <= set(users.columns)

@@ -84,8 +84,19 @@ def cmd_train(args) -> None:
     comp = _competition(args)
     paths = _paths(args)
     folds, _ = load_folds(paths, comp)
-    for name in names:
-        train_cv(name, comp, folds, paths, overrides=overrides[name] or None, overwrite=args.overwrite)
+    executor = _executor(args)
+    try:
+        for name in names:
+            train_cv(name, comp, folds, paths, overrides=overrides[name] or None, overwrite=args.overwrite,
+                     executor=executor)
+    finally:
+        executor.close()
+
+
+def _executor(args):
+    from cfblend.runs.executor import make_executor
+
+    return make_executor(args.executor, args.scheduler, args.workers)
 
 
 def cmd_tune(args) -> None:
@@ -137,9 +148,13 @@ def cmd_all(args) -> None:
     from cfblend.models import DEFAULT_MODELS
     from cfblend.pipeline import run_pipeline
 
-    run_pipeline(args.dataset, _split(args), _paths(args), models=_models(args.models, DEFAULT_MODELS), k=args.k,
-                 seed=args.seed, overrides=args.set, blend_method=args.method, data_dir=args.data_dir or None,
-                 device=args.device, overwrite=args.overwrite)
+    executor = _executor(args)
+    try:
+        run_pipeline(args.dataset, _split(args), _paths(args), models=_models(args.models, DEFAULT_MODELS), k=args.k,
+                     seed=args.seed, overrides=args.set, blend_method=args.method, data_dir=args.data_dir or None,
+                     device=args.device, overwrite=args.overwrite, executor=executor)
+    finally:
+        executor.close()
 
 
 def cmd_predict(args) -> None:
@@ -263,6 +278,12 @@ def log_to_file(output: Path, cmd: str, argv: list[str]) -> Path:
     return path
 
 
+def _executor_args(s) -> None:
+    s.add_argument("--executor", default="local", choices=["local", "dask"], help="where the fold jobs run")
+    s.add_argument("--scheduler", default="", help="a Dask scheduler address (default: a local cluster)")
+    s.add_argument("--workers", type=int, default=0, help="worker processes of a local Dask cluster (default: CPUs)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse arguments, run one step, turn known failures into one clear line."""
     p = argparse.ArgumentParser(prog="cfblend", description=__doc__)
@@ -288,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--set", default="", help='config overrides: "key=value model.key=value ..."')
     s.add_argument("--device", default="", help="auto, cpu or cuda")
     s.add_argument("--overwrite", action="store_true")
+    _executor_args(s)
     s = sub.add_parser("tune", help="an Optuna study of a model's config (objective: OOF RMSE)")
     s.add_argument("--model", required=True)
     s.add_argument("--trials", type=int, default=20)
@@ -308,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--method", default="auto", choices=["auto", "linear", "hill", "fwls"])
     s.add_argument("--data-dir", default="")
     s.add_argument("--device", default="", help="auto, cpu or cuda")
+    _executor_args(s)
     s.add_argument("--overwrite", action="store_true", help="replace folds and models made with another config")
     sub.add_parser("models", help="every registered model with its config keys, types, defaults and ranges")
     s = sub.add_parser("similar", help="the movies nearest to a movie, by the trained models' item factors")

@@ -27,13 +27,14 @@ def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Path
                  models: tuple[str, ...] | list[str] = DEFAULT_MODELS, k: int = 5, seed: int = 42,
                  overrides: str = "", kaggle_input: Path | str = KAGGLE_INPUT, network: bool = True,
                  blend_method: str = "auto", html: bool = True, data_dir: Path | str | None = None,
-                 device: str = "", overwrite: bool = False) -> Path:
+                 device: str = "", overwrite: bool = False, executor=None) -> Path:
     """Run every step; return the path of the written `submission.csv`.
 
     `models` are trained and blended; the analysis members (`ANALYSIS_MODELS`) are trained for the
     report. `overrides`: config overrides in the `SET` syntax (`"epochs=2 gbm.inner_folds=2"`);
     `device` goes to every model that has one unless `overrides` sets it; `overwrite` replaces
-    folds and models made with another config (`FORCE=1`).
+    folds and models made with another config (`FORCE=1`); `executor` runs the fold jobs
+    (`runs.executor`; default: in this process).
     """
     paths = paths or Paths()
     spec = get_spec(dataset)
@@ -52,7 +53,7 @@ def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Path
     comp = Competition.load(folder)
     fold_of = ensure_folds(comp, paths, k=k, seed=seed, overwrite=overwrite)
     for m in trained:
-        train_cv(m, comp, fold_of, paths, overrides=per_model[m] or None, overwrite=overwrite)
+        train_cv(m, comp, fold_of, paths, overrides=per_model[m] or None, overwrite=overwrite, executor=executor)
     run_blend(comp, paths, BlendConfig(models=list(models), method=blend_method))
     export_embeddings(paths, comp)
     run_report(comp, paths, html=html)

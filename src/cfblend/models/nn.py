@@ -62,6 +62,7 @@ class NNConfig(ModelConfig):
     fm_factors: int = 20  # width of the user·item factorisation-machine term (0 = none)
     fm_wd: float = 0.12  # per-rating L2 on the FM factors used
     implicit: bool = False  # SVD++-style bags of every public pair in the FM term (needs fm_factors > 0)
+    sparse: bool = False  # sparse embedding gradients with SparseAdam: a step touches the batch's rows only
     id_dropout: float = 0.05  # share of training rows whose user / item id is hidden (trains the cold-start slot)
     wd: float = 0.01  # decoupled (AdamW) weight decay on the MLP weights
     epochs: int = 10
@@ -82,12 +83,13 @@ class EntityEmbeddingNet(nn.Module):
     def __init__(self, cardinalities: list[int], n_genres: int, n_dense: int, c: NNConfig, global_logit: float):
         super().__init__()
         widths = [max(2, round(emb_size(n) * c.emb_scale)) for n in cardinalities]
-        self.embeds = nn.ModuleList(nn.Embedding(n, w, padding_idx=0) for n, w in zip(cardinalities, widths,
-                                                                                       strict=True))
-        self.biases = nn.ModuleList(nn.Embedding(n, 1, padding_idx=0) for n in cardinalities)
-        self.genre_bag = nn.EmbeddingBag(n_genres + 1, emb_size(n_genres + 1), mode="mean", padding_idx=0) \
-            if n_genres else None
-        self.genre_bias = nn.EmbeddingBag(n_genres + 1, 1, mode="mean", padding_idx=0) if n_genres else None
+        sp = c.sparse
+        self.embeds = nn.ModuleList(nn.Embedding(n, w, padding_idx=0, sparse=sp)
+                                    for n, w in zip(cardinalities, widths, strict=True))
+        self.biases = nn.ModuleList(nn.Embedding(n, 1, padding_idx=0, sparse=sp) for n in cardinalities)
+        self.genre_bag = nn.EmbeddingBag(n_genres + 1, emb_size(n_genres + 1), mode="mean", padding_idx=0,
+                                         sparse=sp) if n_genres else None
+        self.genre_bias = nn.EmbeddingBag(n_genres + 1, 1, mode="mean", padding_idx=0, sparse=sp) if n_genres else None
         for e in [*self.embeds, *( [self.genre_bag] if self.genre_bag else [])]:
             nn.init.normal_(e.weight, 0.0, 0.01)
             with torch.no_grad():
@@ -107,8 +109,8 @@ class EntityEmbeddingNet(nn.Module):
         blocks.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*blocks)
         self.wide_dense = nn.Linear(n_dense, 1, bias=False) if n_dense else None
-        self.fm_user = nn.Embedding(cardinalities[0], c.fm_factors, padding_idx=0) if c.fm_factors else None
-        self.fm_item = nn.Embedding(cardinalities[1], c.fm_factors, padding_idx=0) if c.fm_factors else None
+        self.fm_user = nn.Embedding(cardinalities[0], c.fm_factors, padding_idx=0, sparse=sp) if c.fm_factors else None
+        self.fm_item = nn.Embedding(cardinalities[1], c.fm_factors, padding_idx=0, sparse=sp) if c.fm_factors else None
         for e in (self.fm_user, self.fm_item):
             if e is not None:
                 nn.init.normal_(e.weight, 0.0, 0.01)
@@ -211,11 +213,13 @@ class EntityEmbeddingModel(TorchModel[NNConfig]):
 
         self.net.train()
         decay = [p for n, p in self.net.named_parameters() if n.startswith(("mlp", "wide_dense")) and p.dim() > 1]
-        rest = [p for p in self.net.parameters() if all(p is not q for q in decay)]
+        sparse = [m.weight for m in self.net.modules()
+                  if isinstance(m, nn.Embedding | nn.EmbeddingBag) and m.sparse]
+        rest = [p for p in self.net.parameters() if all(p is not q for q in [*decay, *sparse])]
         groups = [{"params": decay, "weight_decay": c.wd}, {"params": rest, "weight_decay": 0.0}]
         train_minibatch(step_loss, groups, [cats, genres, dense, y], epochs=c.epochs, batch_size=c.batch_size,
                         lr=c.lr, generator=gen, optimizer="adamw", desc="nn epochs",
-                        on_epoch_end=self.record_epoch)
+                        on_epoch_end=self.record_epoch, sparse_params=sparse or None)
         self.net.eval()
         return self
 

@@ -68,11 +68,14 @@ def train_minibatch(
     desc: str = "train",
     on_epoch_start: Callable[[], None] | None = None,
     on_epoch_end: Callable[[float], None] | None = None,
+    sparse_params: list | None = None,
 ) -> None:
     """Shuffle `tensors` row-wise each epoch and take optimiser steps on `step_loss(batch)`.
 
     `params` are parameters or parameter groups. Adam (or AdamW/SGD) with a one-cycle
-    learning-rate schedule peaking at `lr`. `on_epoch_end(mean loss)` runs after each epoch.
+    learning-rate schedule peaking at `lr`. `sparse_params` (embeddings with sparse gradients) get
+    `SparseAdam` under the same schedule: a step then touches only the rows of the batch, not whole
+    tables. `on_epoch_end(mean loss)` runs after each epoch.
     """
     n = len(tensors[0])
     steps_per_epoch = max(1, (n + batch_size - 1) // batch_size)
@@ -84,8 +87,9 @@ def train_minibatch(
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}; use adam, adamw or sgd")
-    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
-             if one_cycle else None)
+    opts = [opt, *([torch.optim.SparseAdam(sparse_params, lr=lr)] if sparse_params else [])]
+    scheds = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=epochs * steps_per_epoch)
+              for o in opts] if one_cycle else []
     device = tensors[0].device
     bar = tqdm(range(epochs), desc=desc, leave=False, disable=None)
     for _ in bar:
@@ -96,11 +100,13 @@ def train_minibatch(
         for s in range(0, n, batch_size):
             idx = perm[s: s + batch_size]
             loss = step_loss([t[idx] for t in tensors])
-            opt.zero_grad(set_to_none=True)
+            for o in opts:
+                o.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
+            for o in opts:
+                o.step()
+            for sc in scheds:
+                sc.step()
             total += loss.detach()
         bar.set_postfix(loss=f"{float(total) / steps_per_epoch:.4f}")
         if on_epoch_end is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,6 @@ from tqdm.auto import tqdm
 from cfblend.competition import Competition
 from cfblend.competition.scoring import rmse
 from cfblend.models import SideInfo, make_model
-from cfblend.models.base import Model
 from cfblend.models.ids import cold_start_counts
 from cfblend.runs.cache import ModelCache
 
@@ -52,51 +51,81 @@ class CVResult:
                 "learning_curves": self.curves}
 
 
+def fit_fold(name: str, comp: Competition, folds: np.ndarray, k: int, overrides: dict[str, Any] | None = None,
+             cache_dir: Path | None = None, save_to: Path | None = None) -> dict[str, Any]:
+    """One job of a cross-validation: fit `name` on the rows outside fold `k` (every train row for `k=-1`, the
+    refit), predict the held-out fold and the test rows, save the model to `save_to`. A pure function of
+    its arguments, so any executor (this process, a Dask worker) can run it."""
+    side = side_info(comp)
+    train, test = comp.train, comp.test
+    fit_rows = train if k < 0 else train[folds != k]
+    val_rows = train.iloc[:0] if k < 0 else train[folds == k]
+    cache = ModelCache(cache_dir) if cache_dir is not None else None
+    model = make_model(name, side, overrides)
+    model.cache = cache
+    model.monitor = val_rows if len(val_rows) else None  # recorded per epoch for the learning curves, never trained on
+    t0 = time.perf_counter()
+    model.fit(fit_rows)
+    seconds = time.perf_counter() - t0
+    if cache is not None and model.cacheable and k >= 0:
+        cache.put(model, fit_rows)
+    out = {"k": k, "fit_seconds": seconds, "test": model.predict(test), "history": model.history_}
+    if k >= 0:
+        out["oof"] = model.predict(val_rows)
+        out["rmse"] = rmse(val_rows["rating"], out["oof"])
+        out["cold"] = cold_start_counts(fit_rows, val_rows)
+    if save_to is not None:
+        model.save(save_to)
+    return out
+
+
 def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: dict[str, Any] | None = None,
-                   cache: ModelCache | None = None,
-                   on_fold: Callable[[str, Model], None] | None = None) -> CVResult:
+                   cache: ModelCache | None = None, save_dir: Path | None = None, suffix: str = ".pt",
+                   executor=None) -> CVResult:
     """Fit model `name` on each fold's training part; OOF and test predictions and per-fold scores.
 
     Test predictions are the mean of the fold models, or, when the model's config says `refit`, the
     predictions of one more model fitted on every train row (OOF predictions always come from the folds).
 
-    `cache` lends fitted models to models built on others (and keeps cacheable fold models);
-    `on_fold(label, model)` sees each fitted model, `fold<k>` or `refit` (the runner saves it there).
+    Each fold is one job (`fit_fold`) run by `executor` (`runs.executor`; default: here, in order).
+    `cache` lends fitted models to models built on others (and keeps cacheable fold models); with
+    `save_dir`, each fitted model is saved there as `fold<k><suffix>` or `refit<suffix>`.
     """
-    side = side_info(comp)
-    train, test = comp.train, comp.test
+    from cfblend.runs.executor import LocalExecutor
+
+    executor = executor or LocalExecutor()
     k_folds = int(folds.max()) + 1
-    res = CVResult(oof=np.full(len(train), np.nan), test=np.zeros(len(test)))
+    refit = bool(getattr(make_model(name, side_info(comp), overrides).config, "refit", False))
+    jobs = [{"name": name, "comp": comp, "folds": folds, "k": k, "overrides": overrides,
+             "cache_dir": cache.folder if cache is not None else None,
+             "save_to": save_dir / f"{'refit' if k < 0 else f'fold{k}'}{suffix}" if save_dir is not None else None}
+            for k in [*range(k_folds), *([-1] if refit else [])]]
+    res = CVResult(oof=np.full(len(comp.train), np.nan), test=np.zeros(len(comp.test)))
     oof_cold = []
-    for k in tqdm(range(k_folds), desc=f"{name} folds", disable=None):
-        fit_rows, val_rows = train[folds != k], train[folds == k]
-        model = make_model(name, side, overrides)
-        model.cache = cache
-        model.monitor = val_rows  # recorded per epoch for the learning curves, never trained on
-        t0 = time.perf_counter()
-        model.fit(fit_rows)
-        res.fit_seconds.append(time.perf_counter() - t0)
-        if model.history_:
-            res.curves.append({"fold": k, **model.history_})
-        if cache is not None and model.cacheable:
-            cache.put(model, fit_rows)
-        res.oof[folds == k] = model.predict(val_rows)
-        res.test += model.predict(test) / k_folds
-        if on_fold is not None:
-            on_fold(f"fold{k}", model)
-        res.fold_rmse.append(rmse(val_rows["rating"], res.oof[folds == k]))
-        oof_cold.append(cold_start_counts(fit_rows, val_rows))
-        log.info("%s fold %d: rmse %.4f, fit %.1fs", name, k, res.fold_rmse[-1], res.fit_seconds[-1])
-    if getattr(model.config, "refit", False):  # one more fit, on every train row, for the test predictions
-        model = make_model(name, side, overrides)
-        model.cache = cache
-        t0 = time.perf_counter()
-        model.fit(train)
-        res.fit_seconds.append(time.perf_counter() - t0)
-        res.test = model.predict(test)
-        if on_fold is not None:
-            on_fold("refit", model)
-        log.info("%s refit on all %d train rows: %.1fs", name, len(train), res.fit_seconds[-1])
+    for out in tqdm(_results(executor, jobs), total=len(jobs), desc=f"{name} folds", disable=None):
+        k = out["k"]
+        res.fit_seconds.append(out["fit_seconds"])
+        if k < 0:
+            res.test = out["test"]
+            log.info("%s refit on all %d train rows: %.1fs", name, len(comp.train), out["fit_seconds"])
+            continue
+        res.oof[folds == k] = out["oof"]
+        if not refit:
+            res.test += out["test"] / k_folds
+        res.fold_rmse.append(out["rmse"])
+        oof_cold.append(out["cold"])
+        if out["history"]:
+            res.curves.append({"fold": k, **out["history"]})
+        log.info("%s fold %d: rmse %.4f, fit %.1fs", name, k, out["rmse"], out["fit_seconds"])
     res.cold_start_oof = {key: sum(c[key] for c in oof_cold) for key in oof_cold[0]}
-    res.cold_start_test = cold_start_counts(train, test)
+    res.cold_start_test = cold_start_counts(comp.train, comp.test)
     return res
+
+
+def _results(executor, jobs: list[dict[str, Any]]):
+    """The jobs' results in job order: one at a time here (so progress shows), all at once elsewhere."""
+    if executor.name == "local":
+        for job in jobs:
+            yield fit_fold(**job)
+    else:
+        yield from executor.map(fit_fold, jobs)

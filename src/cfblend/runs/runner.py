@@ -56,8 +56,9 @@ def _same_config(name: str, old: dict[str, Any] | None, new: dict[str, Any]) -> 
 
 
 def train_cv(name: str, comp: Competition, folds: np.ndarray, paths: Paths,
-             overrides: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Train model `name` on each fold; commit OOF, test predictions, fold models and the manifest."""
+             overrides: dict[str, Any] | None = None, overwrite: bool = False, executor=None) -> dict[str, Any]:
+    """Train model `name` on each fold; commit OOF, test predictions, fold models and the manifest. The fold
+    jobs run on `executor` (`runs.executor`: here by default, or on Dask)."""
     stamp = check_stamp(paths, comp)
     folds_sha = folds_fingerprint(folds)
     if folds_sha != stamp.get("folds_sha"):
@@ -82,8 +83,9 @@ def train_cv(name: str, comp: Competition, folds: np.ndarray, paths: Paths,
     suffix = model_class(name).suffix
     stage = artifacts.staging(paths, name)
     try:
+        (stage / "models").mkdir(parents=True, exist_ok=True)
         res = cross_validate(name, comp, folds, overrides, cache=ModelCache(paths.output / "cache"),
-                             on_fold=lambda label, model: model.save(stage / "models" / f"{label}{suffix}"))
+                             save_dir=stage / "models", suffix=suffix, executor=executor)
         train, test = comp.train, comp.test
         write_parquet(pd.DataFrame({"id": train["id"].to_numpy(), "fold": folds, "pred": res.oof}),
                       stage / "oof.parquet")

@@ -1,0 +1,73 @@
+"""Where the independent jobs of a run (one fold model each) execute: in this process, or on Dask.
+
+`EXECUTOR=local` (the default) runs them one after another here. `EXECUTOR=dask` sends them to a
+Dask distributed cluster: the one at `SCHEDULER=<address>` (e.g. `tcp://10.0.0.5:8786`, started
+with `dask scheduler` and `dask worker <address>` on each machine), or a local cluster of
+`WORKERS` single-threaded worker processes when no address is given. Each job reads the
+competition it is sent and writes its fold model through the same atomic writer into the output
+folder, which every worker must reach (a shared file system for a real cluster); the results
+come back in job order, so the artifacts are the ones the local run writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class LocalExecutor:
+    """Runs each job in this process, in order."""
+
+    name = "local"
+
+    def map(self, fn: Callable[..., Any], jobs: Sequence[dict[str, Any]]) -> list[Any]:
+        """`[fn(**job) for job in jobs]`."""
+        return [fn(**job) for job in jobs]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class DaskExecutor:
+    """Runs jobs on a Dask distributed cluster (`scheduler` address) or on a local cluster of `workers`."""
+
+    name = "dask"
+
+    def __init__(self, scheduler: str = "", workers: int = 0):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as e:  # pragma: no cover - distributed is in requirements.txt
+            raise RuntimeError("EXECUTOR=dask needs dask's distributed (pip install -r requirements.txt)") from e
+        if scheduler:
+            self._cluster = None
+            self.client = Client(scheduler)
+        else:
+            n = workers or max(1, os.cpu_count() or 1)
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            self.client = Client(self._cluster)
+        log.info("dask: %s, %d workers", self.client.scheduler.address,
+                 len(self.client.scheduler_info().get("workers", {})))
+
+    def map(self, fn: Callable[..., Any], jobs: Sequence[dict[str, Any]]) -> list[Any]:
+        """Submit every job, then gather the results in job order (a failed job raises its error here)."""
+        futures = [self.client.submit(fn, pure=False, **job) for job in jobs]
+        return self.client.gather(futures)
+
+    def close(self) -> None:
+        """Disconnect, and stop the local cluster if this executor started it."""
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(kind: str = "local", scheduler: str = "", workers: int = 0) -> LocalExecutor | DaskExecutor:
+    """`local` or `dask` (see the module docstring)."""
+    if kind in ("", "local"):
+        return LocalExecutor()
+    if kind == "dask":
+        return DaskExecutor(scheduler, workers)
+    raise ValueError(f"EXECUTOR={kind!r}: use local or dask")

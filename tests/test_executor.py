@@ -1,0 +1,51 @@
+"""Fold jobs on a Dask cluster: a small competition through a local cluster of two workers gives the same
+leaderboard (and the same predictions) as the run in this process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfblend.ensemble import BlendConfig, run_blend
+from cfblend.runs import train_cv
+from cfblend.runs.executor import LocalExecutor, make_executor
+
+pytest.importorskip("distributed", reason="dask's distributed is in requirements.txt")
+
+SETS = {"biases": None, "dot": {"epochs": 3, "device": "cpu"},
+        "gbm": {"inner_folds": 2, "max_rounds": 30, "dot": {"epochs": 3}}}
+
+
+def _run(comp, folds, paths, executor):
+    scores = {m: train_cv(m, comp, folds, paths, overrides=cfg, executor=executor) for m, cfg in SETS.items()}
+    blend = run_blend(comp, paths, BlendConfig(models=list(SETS)))
+    board = {m: round(s["oof_rmse"], 6) for m, s in scores.items()} | {"blend": round(blend["cv_rmse_mean"], 6)}
+    preds = {m: pd.read_parquet(paths.test(m))["pred"].to_numpy() for m in SETS}
+    return board, preds, (paths.output / "submission.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_local_dask_cluster_gives_the_in_process_leaderboard(comp_env, tmp_path):
+    from cfblend.competition.folds import ensure_folds
+    from cfblend.paths import Paths
+
+    comp, folds, paths = comp_env
+    local = _run(comp, folds, paths, LocalExecutor())
+    other = Paths(paths.input, tmp_path / "dask-output")
+    ensure_folds(comp, other, k=3, seed=0)
+    executor = make_executor("dask", workers=2)
+    try:
+        assert len(executor.client.scheduler_info()["workers"]) == 2
+        remote = _run(comp, folds, other, executor)
+    finally:
+        executor.close()
+    assert remote[0] == local[0]
+    for m in SETS:
+        np.testing.assert_allclose(remote[1][m], local[1][m], rtol=1e-6, atol=1e-6)
+    assert sorted(p.name for p in other.models("dot").iterdir()) == ["fold0.pt", "fold1.pt", "fold2.pt"]
+
+
+def test_an_unknown_executor_is_refused():
+    with pytest.raises(ValueError, match="EXECUTOR='spark'"):
+        make_executor("spark")
