@@ -134,12 +134,17 @@ class SideEncoder:
         for c in self.one_hot_fields:
             j = self.cat_fields.index(c)
             blocks.append(np.eye(len(self.vocab[c]) + 1)[cats[:, j]])
-        multi = np.zeros((n, len(self.genre_vocab) + 1))
-        for r, gs in enumerate(side["genres"]):
+        # genres depend on the item alone: encode each distinct item once, then gather per row
+        uniq, inv = np.unique(df["item_id"].to_numpy(), return_inverse=True)
+        per_item = items.set_index("item_id")["genres"].reindex(uniq)
+        g_item = np.zeros((len(uniq), self.max_genres), dtype=np.int64)
+        m_item = np.zeros((len(uniq), len(self.genre_vocab) + 1))
+        for r, gs in enumerate(per_item):
             if isinstance(gs, list):
                 idx = [self.genre_vocab[g] for g in gs if g in self.genre_vocab][: self.max_genres]
-                genres[r, : len(idx)] = idx
-                multi[r, idx] = 1.0
+                g_item[r, : len(idx)] = idx
+                m_item[r, idx] = 1.0
+        genres, multi = g_item[inv], m_item[inv]
         blocks.append(multi[:, 1:])
         dense = np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((n, 0), np.float32)
         return {"cats": cats, "genres": genres, "dense": dense}
