@@ -1,7 +1,12 @@
-"""Training throughput (ratings per second per epoch) and peak RSS of a model on one CV fold.
+"""Every member at a given scale: ratings/s per epoch, fit seconds, peak RSS and fold-0 RMSE, on one CV fold.
 
-Usage: python bench/scale.py --competition input/synth-25m-random --folds output/synth/folds.csv \
-           --model dot --set "epochs=2 batch_size=65536 lr=0.02 trainer=fused"
+Each model is fitted on fold 0's training part of a competition (and scored on the held-out fold) in
+a process of its own, so its peak RSS is its own. One model prints its JSON line; several write a
+table, with the CPU count and package versions, to `--out` (default `bench/results/scale.md`).
+
+Usage:
+    python bench/scale.py --competition input/synth-25m-random --folds output/synth/folds.csv \
+        --models dot,nn,autorec --set "dot.batch_size=65536 dot.trainer=fused epochs=2"
 """
 
 from __future__ import annotations
@@ -12,18 +17,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # works without `make install` too
 
 import argparse
+import contextlib
 import json
 import logging
+import os
+import platform
 import resource
+import subprocess
 import time
+from importlib.metadata import PackageNotFoundError, version
 
-from cfblend.competition import Competition
-from cfblend.competition.folds import read_folds
-from cfblend.competition.scoring import rmse
-from cfblend.models import make_model, parse_set
-from cfblend.runs import side_info
-
-log = logging.getLogger(__name__)
+log = logging.getLogger("scale")
 
 
 def peak_rss_gb() -> float:
@@ -31,32 +35,88 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def measure(competition: str, folds_file: str, model_name: str, overrides: dict) -> dict:
+    """Fit `model_name` on fold 0's training rows; its speed, memory and held-out RMSE."""
+    from cfblend.competition import Competition
+    from cfblend.competition.folds import read_folds
+    from cfblend.competition.scoring import rmse
+    from cfblend.models import make_model
+    from cfblend.runs import side_info
+
+    t0 = time.perf_counter()
+    comp = Competition.load(competition)
+    folds = read_folds(folds_file, comp.train)
+    fit_rows, val = comp.train[folds != 0], comp.train[folds == 0]
+    log.info("loaded %d train rows in %.1fs; peak RSS %.2f GB", len(comp.train), time.perf_counter() - t0,
+             peak_rss_gb())
+    model = make_model(model_name, side_info(comp), overrides)
+    t0 = time.perf_counter()
+    model.fit(fit_rows)
+    fit_s = time.perf_counter() - t0
+    epochs = getattr(model.config, "epochs", None) or getattr(model.config, "sweeps", None)
+    per_epoch = getattr(model, "epoch_seconds_", None)  # the training loop alone, setup excluded
+    epoch_s = sorted(per_epoch)[len(per_epoch) // 2] if per_epoch else (fit_s / epochs if epochs else None)
+    return {"model": model_name, "config": overrides, "fit_rows": len(fit_rows), "fit_seconds": round(fit_s, 2),
+            "epoch_seconds": round(epoch_s, 2) if epoch_s else None,
+            "ratings_per_s_per_epoch": round(len(fit_rows) / epoch_s) if epoch_s else None,
+            "fold0_rmse": round(rmse(val["rating"], model.predict(val)), 4), "peak_rss_gb": round(peak_rss_gb(), 2)}
+
+
+def _versions() -> str:
+    out = []
+    for name in ("torch", "lightgbm", "myfm", "numba", "pandas", "numpy"):
+        with contextlib.suppress(PackageNotFoundError):
+            out.append(f"{name} {version(name)}")
+    return ", ".join(out)
+
+
+def table(rows: list[dict], competition: str) -> str:
+    """The markdown of `bench/results/scale.md`."""
+    lines = [f"# Scale: every member on fold 0 of `{competition}`", "",
+             "| model | fit rows | fit s | s / epoch | ratings/s per epoch | peak RSS GB | fold-0 RMSE | config |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['fit_rows']:,} | {r['fit_seconds']} | {r['epoch_seconds'] or ''} | "
+                     f"{r['ratings_per_s_per_epoch'] or ''} | {r['peak_rss_gb']} | {r['fold0_rmse']} | "
+                     f"`{json.dumps(r['config'])}` |")
+    lines += ["", f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}), Python {platform.python_version()}; "
+              f"{_versions()}. Each model in a process of its own; s / epoch (or per Gibbs sweep) is the training "
+              "loop's median where the model times its epochs, else fit seconds / epochs.", ""]
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bench/scale.py")
     p.add_argument("--competition", required=True)
     p.add_argument("--folds", required=True)
-    p.add_argument("--model", default="dot")
-    p.add_argument("--set", default="epochs=2", help='config overrides, as `make train SET="..."`')
+    p.add_argument("--model", default="", help="one model: print its JSON line")
+    p.add_argument("--models", default="", help="several, comma separated: write the table to --out")
+    p.add_argument("--set", default="", help='config overrides, as `make train SET="..."`')
+    p.add_argument("--config", default="", help="one model's overrides as JSON (what --models passes on)")
+    p.add_argument("--out", default="bench/results/scale.md")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    t0 = time.perf_counter()
-    comp = Competition.load(args.competition)
-    folds = read_folds(args.folds, comp.train)
-    fit_rows, val = comp.train[folds != 0], comp.train[folds == 0]
-    log.info("loaded %d train rows in %.1fs; peak RSS %.2f GB", len(comp.train), time.perf_counter() - t0,
-             peak_rss_gb())
-    overrides = parse_set(args.set, [args.model])[args.model]
-    model = make_model(args.model, side_info(comp), overrides)
-    t0 = time.perf_counter()
-    model.fit(fit_rows)
-    fit_s = time.perf_counter() - t0
-    epochs = model.config.epochs
-    per_epoch = getattr(model, "epoch_seconds_", None)  # the training loop alone, setup excluded
-    epoch_s = sorted(per_epoch)[len(per_epoch) // 2] if per_epoch else fit_s / epochs
-    result = {"model": args.model, "config": overrides, "fit_rows": len(fit_rows), "fit_seconds": round(fit_s, 2),
-              "epoch_seconds": round(epoch_s, 2), "ratings_per_s_per_epoch": round(len(fit_rows) / epoch_s),
-              "fold0_rmse": round(rmse(val["rating"], model.predict(val)), 4), "peak_rss_gb": round(peak_rss_gb(), 2)}
-    print(json.dumps(result))
+    from cfblend.models import parse_set
+
+    if args.model:
+        overrides = json.loads(args.config) if args.config else parse_set(args.set, [args.model])[args.model]
+        print(json.dumps(measure(args.competition, args.folds, args.model, overrides)))
+        return 0
+    names = [m for m in args.models.split(",") if m]
+    per_model = parse_set(args.set, names)  # a bad override is one line before anything runs
+    rows = []
+    for name in names:
+        done = subprocess.run([sys.executable, __file__, "--competition", args.competition, "--folds", args.folds,
+                               "--model", name, "--config", json.dumps(per_model[name])], capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            log.error("%s failed: %s", name, done.stderr.strip().splitlines()[-1:])
+            continue
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        log.info("%s", rows[-1])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table(rows, args.competition))
+    log.info("-> %s", args.out)
     return 0
 
 
