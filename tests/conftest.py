@@ -89,3 +89,20 @@ def comp_env(ml100k_dir, tmp_path):
     comp = Competition.load(make_competition(load_dataset("ml-100k", folder, spec), "random",
                                              paths.competition("syn-random"), seed=1, test_frac=0.2))
     return comp, ensure_folds(comp, paths, k=3, seed=0), paths
+
+
+def check_learns_repeats_and_round_trips(name: str, config: dict, comp_env, tmp_path) -> None:
+    """Model `name` beats the training mean on fold 0 by 0.05, a second fit gives the same predictions, and so
+    does the model saved and loaded back."""
+    from cfblend.competition.scoring import rmse
+    from cfblend.models import make_model, model_class
+    from cfblend.runs import side_info
+
+    comp, folds, _ = comp_env
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    a = make_model(name, side_info(comp), config).fit(fit)
+    pa = a.predict(val)
+    assert rmse(val["rating"], pa) < rmse(val["rating"], np.full(len(val), fit["rating"].mean())) - 0.05
+    np.testing.assert_array_equal(pa, make_model(name, side_info(comp), config).fit(fit).predict(val))
+    a.save(tmp_path / f"{name}.pt")
+    np.testing.assert_array_equal(pa, model_class(name).load(tmp_path / f"{name}.pt", side_info(comp)).predict(val))

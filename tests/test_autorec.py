@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from conftest import check_learns_repeats_and_round_trips
 
-from cfblend.competition.scoring import rmse
 from cfblend.models import make_model
-from cfblend.models.autorec import AutoRecModel
 from cfblend.runs import side_info
 
 FAST = {"epochs": 40, "hidden": 32, "l2": 5.0, "lr": 0.01, "batch_items": 16, "device": "cpu"}
@@ -16,14 +15,7 @@ NEW = 10**6
 
 
 def test_autorec_beats_the_global_mean_is_deterministic_and_round_trips(comp_env, tmp_path):
-    comp, folds, _ = comp_env
-    fit, val = comp.train[folds != 0], comp.train[folds == 0]
-    a = make_model("autorec", side_info(comp), FAST).fit(fit)
-    pa = a.predict(val)
-    assert rmse(val["rating"], pa) < rmse(val["rating"], np.full(len(val), fit["rating"].mean())) - 0.05
-    np.testing.assert_array_equal(pa, make_model("autorec", side_info(comp), FAST).fit(fit).predict(val))
-    a.save(tmp_path / "autorec.pt")
-    np.testing.assert_array_equal(pa, AutoRecModel.load(tmp_path / "autorec.pt", side_info(comp)).predict(val))
+    check_learns_repeats_and_round_trips("autorec", FAST, comp_env, tmp_path)
 
 
 def test_an_items_input_is_exactly_its_training_ratings(comp_env):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from conftest import check_learns_repeats_and_round_trips
 
 from cfblend.competition.scoring import rmse
 from cfblend.models import make_model
@@ -14,14 +15,7 @@ FAST = {"epochs": 6, "batch_size": 128, "lr": 0.01, "device": "cpu"}
 
 
 def test_nn_beats_the_global_mean_and_is_deterministic(comp_env, tmp_path):
-    comp, folds, _ = comp_env
-    fit, val = comp.train[folds != 0], comp.train[folds == 0]
-    a = make_model("nn", side_info(comp), FAST).fit(fit)
-    pa = a.predict(val)
-    assert rmse(val["rating"], pa) < rmse(val["rating"], np.full(len(val), fit["rating"].mean())) - 0.05
-    np.testing.assert_array_equal(pa, make_model("nn", side_info(comp), FAST).fit(fit).predict(val))
-    a.save(tmp_path / "nn.pt")
-    np.testing.assert_array_equal(pa, EntityEmbeddingModel.load(tmp_path / "nn.pt", side_info(comp)).predict(val))
+    check_learns_repeats_and_round_trips("nn", FAST, comp_env, tmp_path)
 
 
 def test_cold_start_items_are_predicted_from_their_side_features(comp_env):

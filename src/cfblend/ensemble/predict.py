@@ -59,8 +59,7 @@ def member_models(paths: Paths, comp: Competition, name: str) -> list[Model]:
     cls = model_class(name)
     folder = paths.models(name)
     refit = folder / f"refit{cls.suffix}"
-    folds = sorted(f for f in folder.glob(f"fold*{cls.suffix}") if f.name.count(".") == 1)  # not gbm's fold0.dot.pt
-    files = [refit] if refit.exists() else folds
+    files = [refit] if refit.exists() else artifacts.fold_model_files(paths, name, cls.suffix)
     if not files:
         raise FileNotFoundError(f"{folder}: no saved models of {name}: run `make train MODEL={name}`")
     side = side_info(comp)
@@ -69,7 +68,7 @@ def member_models(paths: Paths, comp: Competition, name: str) -> list[Model]:
 
 def predict_pairs(paths: Paths, comp: Competition, pairs: pd.DataFrame) -> pd.DataFrame:
     """`pairs` with `unseen_user`, `unseen_item`, one column per blended member and `blend` (see module doc)."""
-    _, folds_sha = load_folds(paths, comp)
+    folds, folds_sha = load_folds(paths, comp)
     b = check_blend(paths, comp, folds_sha)
     rows = pairs.copy()
     if "timestamp" not in rows:
@@ -82,7 +81,7 @@ def predict_pairs(paths: Paths, comp: Competition, pairs: pd.DataFrame) -> pd.Da
         artifacts.check(paths, m, comp.fingerprint, folds_sha, what="member", loads_models=True)
         models = member_models(paths, comp, m)
         rows[m] = np.mean([model.predict(rows) for model in models], axis=0)
-    k = int(load_folds(paths, comp)[0].max()) + 1
+    k = int(folds.max()) + 1
     blender = Blender(b["method"], np.array([b["weights"][m] for m in members]), b["intercept"],
                       None if b.get("fwls_coef") is None else np.array(b["fwls_coef"]))
     M = meta_features(rows, comp.train, scale=(k - 1) / k)
@@ -100,7 +99,7 @@ def export_embeddings(paths: Paths, comp: Competition) -> list[Path]:
         if not artifacts.valid(paths, name, comp.fingerprint, folds_sha, loads_models=True):
             continue
         cls, side = model_class(name), side_info(comp)
-        files = sorted(paths.models(name).glob(f"fold*{cls.suffix}"))
+        files = artifacts.fold_model_files(paths, name, cls.suffix)
         for kind in ("user", "item"):
             frames = []
             for f in files:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +21,7 @@ from cfblend.competition import Competition
 from cfblend.models import model_class
 from cfblend.models.ids import IdIndex
 from cfblend.paths import Paths
+from cfblend.runs import artifacts
 from cfblend.runs.cv import side_info
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,8 @@ def factor_sets(paths: Paths, comp: Competition, name: str) -> list[tuple[np.nda
     """(item ids, factor matrix) of every saved fold model (and posterior sample) of member `name`."""
     cls, side = model_class(name), side_info(comp)
     out = []
-    for f in sorted(paths.models(name).glob(f"fold*{cls.suffix}")):
-        if f.name.count(".") > 1:  # a model's companion file (gbm's fold0.dot.pt), not a fold model
-            continue
-        ids, mats = cls.load(Path(f), side).item_factors()
+    for f in artifacts.fold_model_files(paths, name, cls.suffix):
+        ids, mats = cls.load(f, side).item_factors()
         out += [(ids, m) for m in mats]
     return out
 

@@ -68,6 +68,13 @@ def file_hashes(paths: Paths, files: list[Path]) -> dict[str, str]:
     return {f.relative_to(paths.output).as_posix(): _sha(f) for f in files}
 
 
+def fold_model_files(paths: Paths, name: str, suffix: str) -> list[Path]:
+    """The saved fold models `fold<k><suffix>` of `name`, in fold order (not companion files such as gbm's
+    `fold0.dot.pt`)."""
+    files = [f for f in paths.models(name).glob(f"fold*{suffix}") if f.name.count(".") == 1]
+    return sorted(files, key=lambda f: int(f.name[len("fold"):-len(suffix)]))
+
+
 def member_files(paths: Paths, name: str) -> list[Path]:
     """The files of a trained model's set, the manifest excepted."""
     folder = paths.models(name)

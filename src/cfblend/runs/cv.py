@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from cfblend.competition import Competition
 from cfblend.competition.scoring import rmse
-from cfblend.models import SideInfo, make_model
+from cfblend.models import SideInfo, make_model, model_config
 from cfblend.models.ids import cold_start_counts
 from cfblend.runs.cache import ModelCache
 
@@ -51,12 +51,12 @@ class CVResult:
                 "learning_curves": self.curves}
 
 
-def fit_fold(name: str, comp: Competition, folds: np.ndarray, k: int, overrides: dict[str, Any] | None = None,
-             cache_dir: Path | None = None, save_to: Path | None = None) -> dict[str, Any]:
+def fit_fold(name: str, comp: Competition, side: SideInfo, folds: np.ndarray, k: int,
+             overrides: dict[str, Any] | None = None, cache_dir: Path | None = None,
+             save_to: Path | None = None) -> dict[str, Any]:
     """One job of a cross-validation: fit `name` on the rows outside fold `k` (every train row for `k=-1`, the
     refit), predict the held-out fold and the test rows, save the model to `save_to`. A pure function of
-    its arguments, so any executor (this process, a Dask worker) can run it."""
-    side = side_info(comp)
+    its arguments, so any executor (this process, a Dask worker) can run it. `side`: `side_info(comp)`."""
     train, test = comp.train, comp.test
     fit_rows = train if k < 0 else train[folds != k]
     val_rows = train.iloc[:0] if k < 0 else train[folds == k]
@@ -95,8 +95,9 @@ def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: d
 
     executor = executor or LocalExecutor()
     k_folds = int(folds.max()) + 1
-    refit = bool(getattr(make_model(name, side_info(comp), overrides).config, "refit", False))
-    jobs = [{"name": name, "comp": comp, "folds": folds, "k": k, "overrides": overrides,
+    refit = model_config(name, overrides).refit
+    side = side_info(comp)  # once: every job shares it
+    jobs = [{"name": name, "comp": comp, "side": side, "folds": folds, "k": k, "overrides": overrides,
              "cache_dir": cache.folder if cache is not None else None,
              "save_to": save_dir / f"{'refit' if k < 0 else f'fold{k}'}{suffix}" if save_dir is not None else None}
             for k in [*range(k_folds), *([-1] if refit else [])]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,13 @@ class DaskExecutor:
                  len(self.client.scheduler_info().get("workers", {})))
 
     def map(self, fn: Callable[..., Any], jobs: Sequence[dict[str, Any]]) -> list[Any]:
-        """Submit every job, then gather the results in job order (a failed job raises its error here)."""
-        futures = [self.client.submit(fn, pure=False, **job) for job in jobs]
+        """Submit every job, then gather the results in job order (a failed job raises its error here). An
+        argument every job shares (the competition, the folds) is sent to the cluster once, not per job."""
+        small = str | int | float | Path | dict | list | tuple | None
+        shared = {k for k, v in jobs[0].items()
+                  if not isinstance(v, small) and all(job[k] is v for job in jobs)} if jobs else set()
+        sent = {k: self.client.scatter(jobs[0][k], broadcast=True) for k in shared}
+        futures = [self.client.submit(fn, pure=False, **{**job, **sent}) for job in jobs]
         return self.client.gather(futures)
 
     def close(self) -> None:
