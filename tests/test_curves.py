@@ -32,6 +32,8 @@ def test_curves_are_recorded_and_watching_changes_nothing(comp_env, name):
     if name == "gbm":  # per boosting round: its own training rows and early-stopping slice
         assert len(h["train_rmse"]) == len(h["early_stop_rmse"]) == 30
         assert h["train_rmse"][-1] < h["train_rmse"][0]
+        # the early-stopping curve is the one the booster stopped on: its best round is the booster's
+        assert int(np.argmin(h["early_stop_rmse"])) + 1 == watched.booster.best_iteration
         return
     epochs = CASES[name]["epochs"]
     assert len(h["train_loss"]) == len(h["valid_rmse"]) == epochs

@@ -42,6 +42,11 @@ def test_new_ids_are_flagged_and_predicted_by_the_cold_start_policy(trained, tmp
     rows = predict_pairs(paths, comp, read_pairs(file))
     assert rows["unseen_user"].tolist() == [False, True, False, True]
     assert rows["unseen_item"].tolist() == [False, False, True, True]
+    # "unseen" means unseen in training: an item rated in train but never in test is a seen item
+    only_train = sorted(set(comp.train["item_id"]) - set(comp.test["item_id"]))
+    assert only_train
+    seen = predict_pairs(paths, comp, pd.DataFrame({"user_id": [u], "item_id": [only_train[0]]}))
+    assert not seen["unseen_item"].iloc[0]
     assert (rows["timestamp"] == comp.train["timestamp"].max()).all()  # no timestamp column: the latest train one
     assert rows[[*SETS, "blend"]].notna().all().all() and rows["blend"].between(1, 5).all()
     np.testing.assert_allclose(rows["biases"].iloc[3], comp.train["rating"].mean(), atol=0.05)  # both unseen: ~mean
