@@ -49,3 +49,19 @@ def test_a_local_dask_cluster_gives_the_in_process_leaderboard(comp_env, tmp_pat
 def test_an_unknown_executor_is_refused():
     with pytest.raises(ValueError, match="EXECUTOR='spark'"):
         make_executor("spark")
+
+
+def _total(a, i):
+    return float(a.sum()) + i
+
+
+def test_the_same_shared_argument_sent_by_map_after_map_is_never_lost():
+    """Every train_cv sends the same competition again; with content-hashed keys the cluster could still be
+    forgetting the last copy, and the jobs were cancelled for "lost dependencies" (failed 3 runs out of 3)."""
+    arr = np.arange(100_000.0)
+    executor = make_executor("dask", workers=2)
+    try:
+        for _ in range(40):
+            assert executor.map(_total, [{"a": arr, "i": i} for i in range(4)]) == [arr.sum() + i for i in range(4)]
+    finally:
+        executor.close()

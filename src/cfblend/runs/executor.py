@@ -59,9 +59,15 @@ class DaskExecutor:
         small = str | int | float | Path | dict | list | tuple | None
         shared = {k for k, v in jobs[0].items()
                   if not isinstance(v, small) and all(job[k] is v for job in jobs)} if jobs else set()
-        sent = {k: self.client.scatter(jobs[0][k], broadcast=True) for k in shared}
+        # hash=False: a fresh key per map. With content-hashed keys, the same object sent again by the
+        # next map can meet the scheduler still forgetting the last copy, and the jobs are cancelled
+        # for "lost dependencies" (dask/distributed#4612).
+        sent = {k: self.client.scatter(jobs[0][k], broadcast=True, hash=False) for k in shared}
         futures = [self.client.submit(fn, pure=False, **{**job, **sent}) for job in jobs]
-        return self.client.gather(futures)
+        try:
+            return self.client.gather(futures)
+        finally:
+            self.client.cancel(futures + list(sent.values()))
 
     def close(self) -> None:
         """Disconnect, and stop the local cluster if this executor started it."""
