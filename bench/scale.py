@@ -1,7 +1,8 @@
 """Every member at a given scale: ratings/s per epoch, fit seconds, peak RSS and fold-0 RMSE, on one CV fold.
 
 Each model is fitted on fold 0's training part of a competition (and scored on the held-out fold) in
-a process of its own, so its peak RSS is its own. One model prints its JSON line; several write a
+a process of its own, so its peak RSS is its own, with the config `make all` gives it there (the
+dataset's committed tuned config, `--set` over it). One model prints its JSON line; several write a
 table, with the CPU count and package versions, to `--out` (default `bench/results/scale.md`).
 
 Usage:
@@ -97,13 +98,17 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from cfblend.models import parse_set
+    from cfblend.runs.tune import with_tuned
 
+    # what `make all` would use: the dataset's committed tuned config, with --set over it
+    dataset = json.loads((Path(args.competition) / "competition.json").read_text())["dataset"]
     if args.model:
-        overrides = json.loads(args.config) if args.config else parse_set(args.set, [args.model])[args.model]
+        overrides = (json.loads(args.config) if args.config
+                     else with_tuned(dataset, parse_set(args.set, [args.model]))[args.model])
         print(json.dumps(measure(args.competition, args.folds, args.model, overrides)))
         return 0
     names = [m for m in args.models.split(",") if m]
-    per_model = parse_set(args.set, names)  # a bad override is one line before anything runs
+    per_model = with_tuned(dataset, parse_set(args.set, names))  # a bad override is one line before anything runs
     rows = []
     for name in names:
         done = subprocess.run([sys.executable, __file__, "--competition", args.competition, "--folds", args.folds,

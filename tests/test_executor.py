@@ -65,3 +65,24 @@ def test_the_same_shared_argument_sent_by_map_after_map_is_never_lost():
             assert executor.map(_total, [{"a": arr, "i": i} for i in range(4)]) == [arr.sum() + i for i in range(4)]
     finally:
         executor.close()
+
+
+def test_a_one_core_member_fits_its_folds_in_processes_and_gets_the_in_process_numbers(comp_env, monkeypatch, caplog):
+    """bfm (myFM's sampler is single-threaded) fits its folds side by side, one process per core; the OOF and
+    test predictions are the ones of the fits one after another here."""
+    from cfblend.runs.cv import cross_validate
+
+    comp, folds, _ = comp_env
+    cfg = {"rank": 4, "sweeps": 20, "burn_in": 5}
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    with caplog.at_level("INFO", logger="cfblend.runs.cv"):
+        side_by_side = cross_validate("bfm", comp, folds, cfg)
+    assert "run 2 at a time in processes of their own" in caplog.text
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="cfblend.runs.cv"):
+        here = cross_validate("bfm", comp, folds, cfg)
+    assert "processes of their own" not in caplog.text
+    np.testing.assert_array_equal(side_by_side.oof, here.oof)
+    np.testing.assert_array_equal(side_by_side.test, here.test)
+    assert side_by_side.fold_rmse == here.fold_rmse

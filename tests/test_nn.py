@@ -85,3 +85,30 @@ def test_sparse_embeddings_learn_about_as_well_as_dense_ones(comp_env):
     base = rmse(val["rating"], np.full(len(val), fit["rating"].mean()))
     assert rmse(val["rating"], sparse.predict(val)) < base - 0.05
     assert abs(rmse(val["rating"], sparse.predict(val)) - rmse(val["rating"], dense.predict(val))) < 0.03
+
+
+def test_fast_dropout_drops_p_of_the_units_keeps_the_mean_and_repeats_by_seed():
+    import torch
+
+    from cfblend.models.torch_base import FastDropout
+
+    x = torch.ones(4096, 64)
+    drop = FastDropout(0.3, seed=7).train()
+    y = drop(x)
+    assert abs(float((y == 0).float().mean()) - 0.3) < 0.01  # p to the nearest 1/256
+    assert abs(float(y.mean()) - 1.0) < 0.02  # kept units scaled by 1 / (1 - p)
+    assert torch.equal(FastDropout(0.3, seed=7).train()(x), y)  # same seed, same mask
+    assert not torch.equal(FastDropout(0.3, seed=8).train()(x), y)
+    assert not torch.equal(drop(x), y)  # a fresh mask each call
+    assert torch.equal(drop.eval()(x), x)  # identity at predict time
+    # gradients flow through the kept units only, with the same scale
+    xg = torch.ones(8, 16, requires_grad=True)
+    out = FastDropout(0.5, seed=1).train()(xg)
+    out.sum().backward()
+    assert torch.equal(xg.grad, out.detach())
+
+
+def test_nn_times_each_training_epoch(comp_env):
+    comp, _, _ = comp_env
+    model = make_model("nn", side_info(comp), FAST).fit(comp.train)
+    assert len(model.epoch_seconds_) == FAST["epochs"] and all(s > 0 for s in model.epoch_seconds_)

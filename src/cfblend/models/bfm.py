@@ -107,6 +107,7 @@ class BFMModel(Model[BFMConfig]):
 
     config_cls = BFMConfig
     suffix = ".npz"
+    single_threaded = True  # myFM's Gibbs sampler runs on one thread
     requires = "myfm"
 
     # --- features -----------------------------------------------------------------------------

@@ -58,7 +58,7 @@ class GBMConfig(ModelConfig):
     lambda_l2: float = 1.0
     max_rounds: int = 3000
     early_stopping: int = 100
-    num_threads: int = 2
+    num_threads: int = 0  # 0: OpenMP's default, every core (one in a Dask worker, which sets OMP_NUM_THREADS=1)
     implicit: bool = True  # rating counts of the user and the item over all public (train and test) pairs
 
     limits: ClassVar[dict[str, str]] = {

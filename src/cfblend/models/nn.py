@@ -39,6 +39,7 @@ from torch import nn
 from cfblend.models.base import ModelConfig, SideInfo
 from cfblend.models.side import SideEncoder, emb_size
 from cfblend.models.torch_base import (
+    FastDropout,
     TorchModel,
     load_state,
     resolve_device,
@@ -96,7 +97,7 @@ class EntityEmbeddingNet(nn.Module):
                 e.weight[0].zero_()
         for b in [*self.biases, *([self.genre_bias] if self.genre_bias else [])]:
             nn.init.zeros_(b.weight)
-        self.emb_drop = nn.Dropout(c.emb_dropout) if c.emb_dropout else nn.Identity()
+        self.emb_drop = FastDropout(c.emb_dropout, c.seed + 1) if c.emb_dropout else nn.Identity()
         self.dense_norm = nn.BatchNorm1d(n_dense) if (n_dense and c.batch_norm) else nn.Identity()
         width = sum(widths) + (self.genre_bag.embedding_dim if self.genre_bag else 0) + n_dense
         blocks: list[nn.Module] = []
@@ -104,7 +105,7 @@ class EntityEmbeddingNet(nn.Module):
             blocks += [nn.Linear(width, h), nn.ReLU()]
             if c.batch_norm:
                 blocks.append(nn.BatchNorm1d(h))
-            blocks.append(nn.Dropout(c.dropout))
+            blocks.append(FastDropout(c.dropout, c.seed + 2 + len(blocks)))
             width = h
         blocks.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*blocks)
@@ -217,9 +218,10 @@ class EntityEmbeddingModel(TorchModel[NNConfig]):
                   if isinstance(m, nn.Embedding | nn.EmbeddingBag) and m.sparse]
         rest = [p for p in self.net.parameters() if all(p is not q for q in [*decay, *sparse])]
         groups = [{"params": decay, "weight_decay": c.wd}, {"params": rest, "weight_decay": 0.0}]
-        train_minibatch(step_loss, groups, [cats, genres, dense, y], epochs=c.epochs, batch_size=c.batch_size,
-                        lr=c.lr, generator=gen, optimizer="adamw", desc="nn epochs",
-                        on_epoch_end=self.record_epoch, sparse_params=sparse or None)
+        self.epoch_seconds_ = train_minibatch(
+            step_loss, groups, [cats, genres, dense, y], epochs=c.epochs, batch_size=c.batch_size,
+            lr=c.lr, generator=gen, optimizer="adamw", desc="nn epochs", on_epoch_end=self.record_epoch,
+            sparse_params=sparse or None)
         self.net.eval()
         return self
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -69,13 +70,14 @@ def train_minibatch(
     on_epoch_start: Callable[[], None] | None = None,
     on_epoch_end: Callable[[float], None] | None = None,
     sparse_params: list | None = None,
-) -> None:
+) -> list[float]:
     """Shuffle `tensors` row-wise each epoch and take optimiser steps on `step_loss(batch)`.
 
     `params` are parameters or parameter groups. Adam (or AdamW/SGD) with a one-cycle
     learning-rate schedule peaking at `lr`. `sparse_params` (embeddings with sparse gradients) get
     `SparseAdam` under the same schedule: a step then touches only the rows of the batch, not whole
-    tables. `on_epoch_end(mean loss)` runs after each epoch.
+    tables. `on_epoch_end(mean loss)` runs after each epoch. Returns each epoch's seconds (the loop alone,
+    `on_epoch_start`/`on_epoch_end` excluded).
     """
     n = len(tensors[0])
     steps_per_epoch = max(1, (n + batch_size - 1) // batch_size)
@@ -92,9 +94,11 @@ def train_minibatch(
               for o in opts] if one_cycle else []
     device = tensors[0].device
     bar = tqdm(range(epochs), desc=desc, leave=False, disable=None)
+    seconds = []
     for _ in bar:
         if on_epoch_start is not None:
             on_epoch_start()
+        t0 = time.perf_counter()
         perm = torch.randperm(n, generator=generator).to(device)
         total = torch.zeros((), device=device)
         for s in range(0, n, batch_size):
@@ -109,8 +113,35 @@ def train_minibatch(
                 sc.step()
             total += loss.detach()
         bar.set_postfix(loss=f"{float(total) / steps_per_epoch:.4f}")
+        seconds.append(time.perf_counter() - t0)
         if on_epoch_end is not None:
             on_epoch_end(float(total) / steps_per_epoch)
+    return seconds
+
+
+class FastDropout(torch.nn.Module):
+    """`nn.Dropout` whose CPU masks come from NumPy's PCG64 as bytes (a byte >= 256p keeps its unit, so p is
+    taken to the nearest 1/256): torch's CPU Bernoulli draw costs about 10 ms for 8192 x 128 units, more than
+    the layer's matrix product, this about 1 ms. On CUDA it is `F.dropout`. Seeded by `seed` (same seed,
+    same masks)."""
+
+    def __init__(self, p: float, seed: int = 0):
+        super().__init__()
+        self.p = p
+        self.cut = round(p * 256)
+        self.rng = np.random.default_rng(seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.p:
+            return x
+        if x.device.type != "cpu":
+            return torch.nn.functional.dropout(x, self.p, True)
+        bits = np.frombuffer(self.rng.bytes(x.numel()), dtype=np.uint8).reshape(x.shape)
+        keep = torch.from_numpy(bits >= self.cut)
+        return x * keep * (256 / (256 - self.cut))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 C = TypeVar("C", bound=ModelConfig)

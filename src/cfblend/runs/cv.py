@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from tqdm.auto import tqdm
 
 from cfblend.competition import Competition
 from cfblend.competition.scoring import rmse
-from cfblend.models import SideInfo, make_model, model_config
+from cfblend.models import SideInfo, make_model, model_class, model_config
 from cfblend.models.ids import cold_start_counts
 from cfblend.runs.cache import ModelCache
 
@@ -87,11 +88,12 @@ def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: d
     Test predictions are the mean of the fold models, or, when the model's config says `refit`, the
     predictions of one more model fitted on every train row (OOF predictions always come from the folds).
 
-    Each fold is one job (`fit_fold`) run by `executor` (`runs.executor`; default: here, in order).
+    Each fold is one job (`fit_fold`) run by `executor` (`runs.executor`; default: here, in order, except
+    that the folds of a model that fits on one core run side by side, a process per core).
     `cache` lends fitted models to models built on others (and keeps cacheable fold models); with
     `save_dir`, each fitted model is saved there as `fold<k><suffix>` or `refit<suffix>`.
     """
-    from cfblend.runs.executor import LocalExecutor
+    from cfblend.runs.executor import LocalExecutor, ProcessExecutor
 
     executor = executor or LocalExecutor()
     k_folds = int(folds.max()) + 1
@@ -103,21 +105,31 @@ def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: d
             for k in [*range(k_folds), *([-1] if refit else [])]]
     res = CVResult(oof=np.full(len(comp.train), np.nan), test=np.zeros(len(comp.test)))
     oof_cold = []
-    for out in tqdm(_results(executor, jobs), total=len(jobs), desc=f"{name} folds", disable=None):
-        k = out["k"]
-        res.fit_seconds.append(out["fit_seconds"])
-        if k < 0:
-            res.test = out["test"]
-            log.info("%s refit on all %d train rows: %.1fs", name, len(comp.train), out["fit_seconds"])
-            continue
-        res.oof[folds == k] = out["oof"]
-        if not refit:
-            res.test += out["test"] / k_folds
-        res.fold_rmse.append(out["rmse"])
-        oof_cold.append(out["cold"])
-        if out["history"]:
-            res.curves.append({"fold": k, **out["history"]})
-        log.info("%s fold %d: rmse %.4f, fit %.1fs", name, k, out["rmse"], out["fit_seconds"])
+    pool = None
+    cores = os.cpu_count() or 1
+    if executor.name == "local" and model_class(name).single_threaded and cores > 1 and len(jobs) > 1:
+        pool = executor = ProcessExecutor(min(cores, len(jobs)))
+        log.info("%s fits on one core: its %d folds run %d at a time in processes of their own", name, len(jobs),
+                 pool.workers)
+    try:
+        for out in tqdm(_results(executor, jobs), total=len(jobs), desc=f"{name} folds", disable=None):
+            k = out["k"]
+            res.fit_seconds.append(out["fit_seconds"])
+            if k < 0:
+                res.test = out["test"]
+                log.info("%s refit on all %d train rows: %.1fs", name, len(comp.train), out["fit_seconds"])
+                continue
+            res.oof[folds == k] = out["oof"]
+            if not refit:
+                res.test += out["test"] / k_folds
+            res.fold_rmse.append(out["rmse"])
+            oof_cold.append(out["cold"])
+            if out["history"]:
+                res.curves.append({"fold": k, **out["history"]})
+            log.info("%s fold %d: rmse %.4f, fit %.1fs", name, k, out["rmse"], out["fit_seconds"])
+    finally:
+        if pool is not None:
+            pool.close()
     res.cold_start_oof = {key: sum(c[key] for c in oof_cold) for key in oof_cold[0]}
     res.cold_start_test = cold_start_counts(comp.train, comp.test)
     return res

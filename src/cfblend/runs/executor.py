@@ -3,7 +3,9 @@
 `EXECUTOR=local` (the default) runs them one after another here. `EXECUTOR=dask` sends them to a
 Dask distributed cluster: the one at `SCHEDULER=<address>` (e.g. `tcp://10.0.0.5:8786`, started
 with `dask scheduler` and `dask worker <address>` on each machine), or a local cluster of
-`WORKERS` single-threaded worker processes when no address is given. Each job reads the
+`WORKERS` single-threaded worker processes when no address is given. In a local run, the folds of a
+member that fits on one core (`Model.single_threaded`: the Bayesian FMs) run side by side in a
+`ProcessExecutor`, one process per core. Each job reads the
 competition it is sent and writes its fold model through the same atomic writer into the output
 folder, which every worker must reach (a shared file system for a real cluster); the results
 come back in job order, so the artifacts are the ones the local run writes.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,30 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class ProcessExecutor:
+    """Runs jobs side by side in `workers` fresh (spawned) processes of this machine, results in job order.
+    For a member that fits on one core (`Model.single_threaded`), so a local run uses every core."""
+
+    name = "processes"
+
+    def __init__(self, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = workers
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def map(self, fn: Callable[..., Any], jobs: Sequence[dict[str, Any]]) -> Iterator[Any]:
+        """Submit every job, then yield each result in job order as it is ready (a failed job raises its
+        error here)."""
+        futures = [self._pool.submit(fn, **job) for job in jobs]
+        return (f.result() for f in futures)
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self._pool.shutdown(cancel_futures=True)
 
 
 class DaskExecutor:

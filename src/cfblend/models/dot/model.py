@@ -50,12 +50,14 @@ class DotConfig(ModelConfig):
     trainer: str = "auto"  # "auto": numba on the CPU (when installed), else fused; autograd for non-Adam
     # "fused": torch, hand-written gradients + dense Adam (CPU or CUDA);
     # "numba": compiled per-row loop with lazy Adam (CPU, fastest); "autograd": the generic torch loop
+    threads: int = 2  # numba trainer: LIBMF-style blocks of the rating matrix on this many threads (1: one loop)
     device: str = "auto"
     drop_heavy_raters: float = 0.0  # share of the most active users left out of training (heavy-rater check)
 
     limits: ClassVar[dict[str, str]] = {
         "factors": ">=1", "epochs": ">=1", "lr": ">0", "wd": ">=0", "bias_wd": ">=0", "batch_size": ">=1",
-        "init_std": ">=0", "drop_heavy_raters": "[0,1)"}
+        "init_std": ">=0", "threads": ">=1",
+        "drop_heavy_raters": "[0,1)"}
 
 
 class DotNet(nn.Module):
