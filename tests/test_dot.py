@@ -141,6 +141,15 @@ def test_blocked_numba_trainer_is_as_good_and_does_not_depend_on_the_threads_tim
     np.testing.assert_array_equal(serial.predict(val), pb)
 
 
+def test_the_blocks_shrink_with_the_data_so_a_block_stays_in_cache():
+    from cfblend.models.dot.numba_trainer import block_groups
+
+    c = DotConfig()
+    assert [block_groups(c, n) for n in (80_000, 720_150, 18_000_068)] == [2, 2, 16]
+    assert block_groups(DotConfig(threads=1), 18_000_068) == 1  # one loop
+    assert block_groups(DotConfig(blocks=5), 80_000) == 5  # as asked
+
+
 @pytest.mark.parametrize("trainer, optimizer, device, chosen", [
     ("auto", "adam", "cpu", "numba"), ("auto", "sgd", "cpu", "autograd"), ("auto", "adam", "cuda", "fused"),
     ("fused", "adam", "cpu", "fused"), ("autograd", "sgd", "cpu", "autograd"), ("numba", "adam", "cpu", "numba"),

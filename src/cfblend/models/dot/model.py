@@ -51,12 +51,13 @@ class DotConfig(ModelConfig):
     # "fused": torch, hand-written gradients + dense Adam (CPU or CUDA);
     # "numba": compiled per-row loop with lazy Adam (CPU, fastest); "autograd": the generic torch loop
     threads: int = 2  # numba trainer: LIBMF-style blocks of the rating matrix on this many threads (1: one loop)
+    blocks: int = 0  # numba trainer: user (and item) groups of the blocks; 0: threads x 2^k, blocks < 250k ratings
     device: str = "auto"
     drop_heavy_raters: float = 0.0  # share of the most active users left out of training (heavy-rater check)
 
     limits: ClassVar[dict[str, str]] = {
         "factors": ">=1", "epochs": ">=1", "lr": ">0", "wd": ">=0", "bias_wd": ">=0", "batch_size": ">=1",
-        "init_std": ">=0", "threads": ">=1",
+        "init_std": ">=0", "threads": ">=1", "blocks": ">=0",
         "drop_heavy_raters": "[0,1)"}
 
 

@@ -61,15 +61,15 @@ def _blocked_epoch(U, V, Gs, states, moments, grads, seen_u, seen_v, touched, u,
                    steps_per_epoch, lrs, b1s, B, lo, hi, reg_u, reg_v, mask_u, mask_v):
     """One epoch over the rows in a fresh random order, in mini-batches of B rows: each row's gradient from
     its error before the step, then lazy Adam on the rows the batch touched (row 0, the cold-start slot,
-    never moves). On P threads, LIBMF-style: the rows are cut into P x P blocks
-    (user group x item group, `order` grouped by block from `starts`); in each of P rounds, thread p takes
-    block (p, (p + round) mod P), so no two threads ever touch the same user or item row and the result
-    does not depend on the threads' timing. Each thread steps its own copy of the global bias and its
-    moments (`Gs`, `states`, averaged after each round), and a step takes the one-cycle schedule's value
-    where the thread's share of the epoch (its rows so far, times P) has reached. A row is stepped on in
-    its own thread's batches only: on toy data, where one batch holds most of a user's ratings, it moves
-    less per epoch than in one loop; on ml-100k u1 the test RMSE is 0.9153 (one loop 0.9160), on ml-1m
-    fold 0 0.8640 (0.8641), in less than half the time there on two cores.
+    never moves). LIBMF-style blocks: the rows are cut into P x P blocks (user group x item group, `order`
+    grouped by block from `starts`); in each of P rounds, block row p takes block (p, (p + round) mod P).
+    The P blocks of a round share no user and no item row, so numba's threads take them in parallel and
+    the result does not depend on their timing or number. Each block row steps its own copy of the
+    global bias and its moments (`Gs`, `states`, averaged after each round), and a step takes the
+    one-cycle schedule's value where the block row's share of the epoch (its rows so far, times P) has
+    reached. A row is stepped on in its own block row's batches only: on toy data, where one batch
+    holds most of a user's ratings, it moves less per epoch than in one loop; on ml-100k u1 the test
+    RMSE is 0.9153 (one loop 0.9160), on ml-1m fold 0 0.8640 (0.8641), in less than half the time.
     Returns the next global step and the epoch's training MSE."""
     P = Gs.shape[0]
     K = U.shape[1]
@@ -146,6 +146,18 @@ def available() -> bool:
     return blocked_epoch is not None
 
 
+def block_groups(c: DotConfig, n_rows: int, max_block: int = 250_000) -> int:
+    """How many user (and item) groups the blocked epoch cuts the ratings into: `c.blocks`, or when 0,
+    `c.threads` times the smallest power of two that keeps a block under `max_block` ratings, so a
+    block's rows stay in cache on large data (ml-1m: 2; 25M ratings: 16)."""
+    if c.blocks:
+        return c.blocks
+    groups = c.threads
+    while c.threads > 1 and n_rows > max_block * groups * groups:
+        groups *= 2
+    return groups
+
+
 def numba_fit(net: DotNet, u: torch.Tensor, i: torch.Tensor, y: torch.Tensor, c: DotConfig,
               monitor: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> dict[str, list[float]]:
     """Train `net` with the compiled lazy-Adam loop (CPU), one compiled call per epoch under a progress bar;
@@ -167,14 +179,14 @@ def numba_fit(net: DotNet, u: torch.Tensor, i: torch.Tensor, y: torch.Tensor, c:
     seen_u, seen_v = np.zeros(U.shape[0], np.bool_), np.zeros(V.shape[0], np.bool_)
     un, inp, yn = u.numpy(), i.numpy(), y.numpy()
     lrs, b1s = lrs.astype(np.float32), b1s.astype(np.float32)
-    P = c.threads  # P x P blocks: user group u mod P x item group i mod P (one block when P = 1)
+    P = block_groups(c, len(yn))  # P x P blocks: user group u mod P x item group i mod P
     block = (un % P) * P + inp % P
     order = np.argsort(block, kind="stable")
     starts = np.searchsorted(block[order], np.arange(P * P + 1))
     Gs, states = np.full(P, G[0], np.float32), np.zeros((P, 2), np.float32)
     touched = np.empty((P, 2, c.batch_size), np.int64)
     per_epoch = (len(yn) + c.batch_size - 1) // c.batch_size
-    numba.set_num_threads(min(P, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(c.threads, numba.config.NUMBA_NUM_THREADS))
     _seed(c.seed)
     step, seconds, losses, valid = 0, [], [], []
     bar = tqdm(range(c.epochs), desc="dot epochs", leave=False, disable=None)
