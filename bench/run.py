@@ -24,16 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # works wi
 
 import argparse
 import logging
-import os
-import platform
 import statistics
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from machine import machine_line  # bench/, beside this script
 
 from cfblend.competition import Competition, competition_name, make_competition
 from cfblend.competition.scoring import rmse
@@ -136,17 +134,6 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _versions() -> str:
-    names = ["torch", "lightgbm", "pandas", "numpy", "scikit-learn", "scikit-surprise"]
-    got = []
-    for n in names:
-        try:
-            got.append(f"{n} {version(n)}")
-        except PackageNotFoundError:
-            got.append(f"{n} (not installed)")
-    return ", ".join(got)
-
-
 def run_bench(datasets: list[str], work: Path, results: Path, peers: tuple[str, ...], repeats: int, seed: int,
               splits: list[str] | None = None, pipeline: bool = True) -> dict[str, pd.DataFrame]:
     """Run the protocols and write `results/<dataset>.md`."""
@@ -158,8 +145,8 @@ def run_bench(datasets: list[str], work: Path, results: Path, peers: tuple[str, 
         table = summarise(rows)
         per_split = pd.DataFrame(rows).pivot_table(index="model", columns="split", values="rmse", sort=False)
         note = "" if pipeline else "The 5-fold pipeline rows were skipped in this run (--no-pipeline).\n"
-        header = (note + f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-                  f"Python {platform.python_version()}; {_versions()}.\n\n"
+        header = (note + machine_line(["torch", "lightgbm", "pandas", "numpy", "scikit-learn", "scikit-surprise"])
+                  + "\n\n"
                   f"Protocol: {', '.join(splits or PROTOCOLS[ds])}; rmse = mean over splits of the test RMSE; "
                   f"fit_s = median over splits of the median of {repeats} fits on the split's train set; "
                   f"time_vs_SVD = our fit time / Surprise SVD's, median over splits, same run.\n")

@@ -18,15 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # works without `make install` too
 
 import argparse
-import contextlib
 import json
 import logging
-import os
-import platform
 import resource
 import subprocess
 import time
-from importlib.metadata import PackageNotFoundError, version
+
+from machine import machine_line  # bench/, beside this script
 
 log = logging.getLogger("scale")
 
@@ -63,14 +61,6 @@ def measure(competition: str, folds_file: str, model_name: str, overrides: dict)
             "fold0_rmse": round(rmse(val["rating"], model.predict(val)), 4), "peak_rss_gb": round(peak_rss_gb(), 2)}
 
 
-def _versions() -> str:
-    out = []
-    for name in ("torch", "lightgbm", "myfm", "numba", "pandas", "numpy"):
-        with contextlib.suppress(PackageNotFoundError):
-            out.append(f"{name} {version(name)}")
-    return ", ".join(out)
-
-
 def table(rows: list[dict], competition: str) -> str:
     """The markdown of `bench/results/scale.md`."""
     lines = [f"# Scale: every member on fold 0 of `{competition}`", "",
@@ -80,9 +70,9 @@ def table(rows: list[dict], competition: str) -> str:
         lines.append(f"| {r['model']} | {r['fit_rows']:,} | {r['fit_seconds']} | {r['epoch_seconds'] or ''} | "
                      f"{r['ratings_per_s_per_epoch'] or ''} | {r['peak_rss_gb']} | {r['fold0_rmse']} | "
                      f"`{json.dumps(r['config'])}` |")
-    lines += ["", f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}), Python {platform.python_version()}; "
-              f"{_versions()}. Each model in a process of its own; s / epoch (or per Gibbs sweep) is the training "
-              "loop's median where the model times its epochs, else fit seconds / epochs.", ""]
+    lines += ["", machine_line(["torch", "lightgbm", "myfm", "numba", "pandas", "numpy"]) + " Each model in a process "
+              "of its own; s / epoch (or per Gibbs sweep) is the training loop's median where the model times its "
+              "epochs, else fit seconds / epochs.", ""]
     return "\n".join(lines)
 
 
