@@ -67,3 +67,24 @@ def test_implicit_sets_come_from_public_pairs_never_from_ratings(comp_env):
     test_only = comp.test["user_id"][~comp.test["user_id"].isin(fit["user_id"])]
     if len(test_only):  # a user seen only in test still has an implicit row
         assert a.user_block_[a.users_(test_only.iloc[:1])].nnz > 0
+
+
+def test_items_without_genres_get_an_empty_genre_row(comp_env):
+    """ML-25M's "(no genres listed)" loads as an empty list; such an item (and one missing from the side
+    table) has no genre entries, and the model still fits."""
+    from dataclasses import replace
+
+    comp, folds, _ = comp_env
+    fit = comp.train[folds != 0]
+    side = side_info(comp)
+    items = side.items.copy()
+    bare = fit["item_id"].iloc[0]
+    items["genres"] = [[] if i == bare else g for i, g in zip(items["item_id"], items["genres"], strict=True)]
+    items = items[items["item_id"] != fit["item_id"].iloc[-1]]  # and one item the side table lacks
+    model = make_model("bfm", replace(side, items=items), FAST).fit(fit)
+    first = model.groups_[1 + model.n_user_groups_]  # the item block: item ids, then the genres
+    block = model.item_block_[:, first:first + len({g for gs in items["genres"] for g in gs})]
+    for raw in (bare, fit["item_id"].iloc[-1]):
+        assert block[model.items_([raw])[0]].nnz == 0
+    assert block.nnz > 0
+    assert np.isfinite(model.predict(fit.head(50))).all()

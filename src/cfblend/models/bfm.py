@@ -136,6 +136,8 @@ class BFMModel(Model[BFMConfig]):
             r, k, v = [], [], []
             for row, gs in enumerate(its["genres"]):
                 gs = [g for g in gs if g in gcol] if isinstance(gs, list) else []
+                if not gs:  # "(no genres listed)", or an item missing from items.csv: an empty row
+                    continue
                 r += [row] * len(gs)
                 k += [gcol[g] for g in gs]
                 v += [1.0 / len(gs)] * len(gs)
