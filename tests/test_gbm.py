@@ -105,3 +105,23 @@ def test_outer_dot_model_is_shared_with_the_dot_runner(comp_env, tmp_path):
     model.fit(comp.train[folds != 0])
     after = {p.name for p in (paths.output / "cache" / "DotModel").iterdir()}
     assert len(after - cached) == 3  # only the inner models were fitted; the outer one came from the cache
+
+
+def test_max_rows_fits_on_a_sample_whose_features_still_come_from_every_row(gbm_setup):
+    """Large-data setting: the GBM fits on `max_rows` rows drawn at random; each inner fold's dot model and
+    aggregates are still fitted on every row of the other inner folds; chunked prediction is the whole one."""
+    comp, folds, model = gbm_setup
+    train, val = comp.train[folds != 0], comp.train[folds == 0]
+    n = len(train) // 3
+    small = make_model("gbm", model.side, {**FAST, "max_rows": n, "predict_chunk": 97})
+    small.cache = model.cache
+    small.fit(train)
+    assert small.provenance_["sampled"].sum() == n
+    featurized = np.concatenate([s["featurized_ids"] for s in small.provenance_["inner"]])
+    assert len(featurized) == n and set(featurized) == set(train["id"].to_numpy()[small.provenance_["sampled"]])
+    for j, s in enumerate(small.provenance_["inner"]):  # fitted on all rows of the other inner folds
+        assert set(s["fit_ids"]) == set(train["id"].to_numpy()[small.provenance_["inner_fold"] != j])
+    assert small.booster.num_trees() >= 1
+    whole = small.predict(val)
+    small.config.predict_chunk = len(val) + 1
+    np.testing.assert_allclose(small.predict(val), whole, rtol=0, atol=1e-12)

@@ -60,11 +60,14 @@ class GBMConfig(ModelConfig):
     early_stopping: int = 100
     num_threads: int = 0  # 0: OpenMP's default, every core (one in a Dask worker, which sets OMP_NUM_THREADS=1)
     implicit: bool = True  # rating counts of the user and the item over all public (train and test) pairs
+    max_rows: int = 0  # 0: the GBM fits on every training row; else on this many, drawn at random (large data)
+    predict_chunk: int = 1_000_000  # rows featurized and predicted at a time (bounds the feature frame's memory)
 
     limits: ClassVar[dict[str, str]] = {
         "inner_folds": ">=2", "valid_frac": "(0,1)", "learning_rate": ">0", "num_leaves": ">=2",
         "min_data_in_leaf": ">=1", "feature_fraction": "(0,1]", "bagging_fraction": "(0,1]", "lambda_l2": ">=0",
-        "max_rounds": ">=1", "early_stopping": ">=1", "num_threads": ">=0"}
+        "max_rounds": ">=1", "early_stopping": ">=1", "num_threads": ">=0", "max_rows": ">=0",
+        "predict_chunk": ">=1"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -159,27 +162,33 @@ class GBMModel(Model[GBMConfig]):
             self.genre_matrix_[r, [self.genres_[g] for g in gs if g in self.genres_]] = 1.0
 
     def training_features(self, train: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-        """Nested out-of-fold features of the training rows, and the bookkeeping of who saw what."""
+        """Nested out-of-fold features of the training rows the GBM fits on (all, or `max_rows` drawn at
+        random), and the bookkeeping of who saw what. The dot models and aggregates of each inner fold are
+        fitted on every row of the other inner folds, sampled or not."""
         c = self.config
         rng = np.random.default_rng(c.seed)
         inner = np.empty(len(train), dtype=np.int64)
         inner[rng.permutation(len(train))] = np.arange(len(train)) % c.inner_folds
+        sampled = np.ones(len(train), dtype=bool)
+        if c.max_rows and c.max_rows < len(train):
+            sampled[:] = False
+            sampled[np.random.default_rng(c.seed + 2).choice(len(train), c.max_rows, replace=False)] = True
         parts, seen = [], []
         for j in range(c.inner_folds):
-            fit_rows, rows = train[inner != j], train[inner == j]
+            fit_rows, rows = train[inner != j], train[(inner == j) & sampled]
             parts.append(self.features(rows, self._dot(fit_rows), fit_rows))
             seen.append({"fit_ids": fit_rows["id"].to_numpy() if "id" in fit_rows else fit_rows.index.to_numpy(),
                          "featurized_ids": rows["id"].to_numpy() if "id" in rows else rows.index.to_numpy()})
-        return pd.concat(parts).loc[train.index], {"inner": seen, "inner_fold": inner}
+        return pd.concat(parts).loc[train.index[sampled]], {"inner": seen, "inner_fold": inner, "sampled": sampled}
 
     def fit(self, train: pd.DataFrame) -> GBMModel:
         c = self.config
         self._side_vocab()
         X, prov = self.training_features(train)
-        y = train["rating"].to_numpy(np.float64)
+        y = train["rating"].to_numpy(np.float64)[prov["sampled"]]
         rng = np.random.default_rng(c.seed + 1)
-        valid = np.zeros(len(train), dtype=bool)
-        valid[rng.permutation(len(train))[: round(len(train) * c.valid_frac)]] = True
+        valid = np.zeros(len(X), dtype=bool)
+        valid[rng.permutation(len(X))[: round(len(X) * c.valid_frac)]] = True
         params = {"objective": "regression", "metric": "rmse", "learning_rate": c.learning_rate,
                   "num_leaves": c.num_leaves, "min_data_in_leaf": c.min_data_in_leaf,
                   "feature_fraction": c.feature_fraction, "bagging_fraction": c.bagging_fraction, "bagging_freq": 1,
@@ -207,14 +216,16 @@ class GBMModel(Model[GBMConfig]):
         self.dot_ = self._dot(train)
         self.fit_rows_ = train[["user_id", "item_id", "rating"]].reset_index(drop=True)
         self.provenance_ = {**prov, "outer_fit_ids": train["id"].to_numpy() if "id" in train else None,
-                            "early_stop_ids": train["id"].to_numpy()[valid] if "id" in train else None}
+                            "early_stop_ids": train["id"].to_numpy()[prov["sampled"]][valid] if "id" in train else None}
         log.debug("gbm: %d rounds, early-stop rmse %.4f", self.booster.best_iteration,
                   self.booster.best_score["early_stop"]["rmse"])
         return self
 
     def _predict(self, df: pd.DataFrame) -> np.ndarray:
-        X = self.features(df, self.dot_, self.fit_rows_)
-        return self.booster.predict(X, num_iteration=self.booster.best_iteration)
+        step = self.config.predict_chunk
+        out = [self.booster.predict(self.features(df.iloc[s:s + step], self.dot_, self.fit_rows_),
+                                    num_iteration=self.booster.best_iteration) for s in range(0, len(df), step)]
+        return np.concatenate(out) if out else np.zeros(0)
 
     def importance(self) -> pd.Series:
         """Total gain of each feature."""

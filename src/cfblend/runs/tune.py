@@ -65,8 +65,15 @@ def _biases(t) -> dict[str, Any]:
             "reg_user": t.suggest_float("reg_user", 1.0, 100.0, log=True)}
 
 
+def _svdpp(t) -> dict[str, Any]:
+    return {"factors": t.suggest_int("factors", 8, 128, log=True), "lr": t.suggest_float("lr", 2e-3, 2e-2, log=True),
+            "reg": t.suggest_float("reg", 0.01, 0.3, log=True), "reg_y": t.suggest_float("reg_y", 0.01, 1.0, log=True),
+            "reg_bias": t.suggest_float("reg_bias", 0.005, 0.2, log=True), "epochs": t.suggest_int("epochs", 10, 80),
+            "lr_decay": t.suggest_float("lr_decay", 0.85, 1.0)}
+
+
 SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "dot": _dot, "nn": _nn, "gbm": _gbm, "bfm": _bfm, "bfm_op": _bfm, "biases": _biases,
+    "dot": _dot, "nn": _nn, "gbm": _gbm, "bfm": _bfm, "bfm_op": _bfm, "biases": _biases, "svdpp": _svdpp,
     "autorec": _autorec}
 
 
