@@ -3,7 +3,9 @@
 Each model is fitted on fold 0's training part of a competition (and scored on the held-out fold) in
 a process of its own, so its peak RSS is its own, with the config `make all` gives it there (the
 dataset's committed tuned config, `--set` over it). One model prints its JSON line; several write a
-table, with the CPU count and package versions, to `--out` (default `bench/results/scale.md`).
+table, with the CPU count and package versions, to `--out` (default `bench/results/scale.md`), and their
+JSON lines beside it (`scale.jsonl`); `--update` keeps the rows of the models not measured this time, so
+one member can be re-measured without re-running the others.
 
 Usage:
     python bench/scale.py --competition input/synth-25m-random --folds output/synth/folds.csv \
@@ -85,6 +87,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--set", default="", help='config overrides, as `make train SET="..."`')
     p.add_argument("--config", default="", help="one model's overrides as JSON (what --models passes on)")
     p.add_argument("--out", default="bench/results/scale.md")
+    p.add_argument("--update", action="store_true", help="keep --out's rows of the models not measured now")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from cfblend.models import parse_set
@@ -99,6 +102,9 @@ def main(argv: list[str]) -> int:
         return 0
     names = [m for m in args.models.split(",") if m]
     per_model = with_tuned(dataset, parse_set(args.set, names))  # a bad override is one line before anything runs
+    raw = Path(args.out).with_suffix(".jsonl")
+    kept = ([json.loads(line) for line in raw.read_text().splitlines() if line.strip()]
+            if args.update and raw.exists() else [])
     rows = []
     for name in names:
         done = subprocess.run([sys.executable, __file__, "--competition", args.competition, "--folds", args.folds,
@@ -109,7 +115,10 @@ def main(argv: list[str]) -> int:
             continue
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         log.info("%s", rows[-1])
+    fresh = {r["model"]: r for r in rows}
+    rows = [fresh.pop(r["model"], r) for r in kept] + list(fresh.values())  # re-measured rows keep their place
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text("".join(json.dumps(r) + "\n" for r in rows))
     Path(args.out).write_text(table(rows, args.competition))
     log.info("-> %s", args.out)
     return 0

@@ -58,3 +58,17 @@ def test_saved_best_configs_are_what_training_uses(tmp_path):
     assert file.read_text().startswith("# header kept\n") and "rank: 13" in file.read_text()
     assert tuned_overrides("no-such-dataset", "bfm") == {}
     assert with_tuned("no-such-dataset", {"bfm": {"rank": 3}}) == {"bfm": {"rank": 3}}  # SET wins
+
+
+def test_a_dataset_can_share_a_named_setting(tmp_path):
+    """`ml-25m: large-data` gives ml-25m the large-data entry's configs; saving a tuned config for it copies
+    the shared entry first, so the other datasets that share it keep it unchanged."""
+    file = tmp_path / "tuned.yaml"
+    file.write_text("large-data:\n  bfm:\n    rank: 8\n  gbm:\n    max_rows: 100\nml-25m: large-data\n"
+                    "ml-32m: large-data\n")
+    assert tuned_overrides("ml-25m", "bfm", file) == {"rank": 8}
+    assert tuned_overrides("ml-32m", "gbm", file) == {"max_rows": 100}
+    save_best("ml-25m", "bfm", {"rank": 12}, file)
+    assert tuned_overrides("ml-25m", "bfm", file) == {"rank": 12}
+    assert tuned_overrides("ml-25m", "gbm", file) == {"max_rows": 100}
+    assert tuned_overrides("ml-32m", "bfm", file) == {"rank": 8}

@@ -77,10 +77,16 @@ SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
     "autorec": _autorec}
 
 
-def tuned_overrides(dataset: str, model: str) -> dict[str, Any]:
+def _entry(data: dict, dataset: str) -> dict[str, Any]:
+    """`dataset`'s models and configs; an entry that is a name (`ml-25m: large-data`) shares that entry's."""
+    entry = data.get(dataset) or {}
+    return dict(data.get(entry) or {}) if isinstance(entry, str) else dict(entry)
+
+
+def tuned_overrides(dataset: str, model: str, file: Path | None = None) -> dict[str, Any]:
     """The committed best config of `model` for `dataset` (empty when none was saved)."""
-    text = resources.files("cfblend.models").joinpath(TUNED_FILE).read_text()
-    return dict(((yaml.safe_load(text) or {}).get(dataset) or {}).get(model) or {})
+    text = file.read_text() if file else resources.files("cfblend.models").joinpath(TUNED_FILE).read_text()
+    return dict(_entry(yaml.safe_load(text) or {}, dataset).get(model) or {})
 
 
 def with_tuned(dataset: str, per_model: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -151,7 +157,8 @@ def save_best(dataset: str, name: str, params: dict[str, Any], file: Path | None
     """Write `params` as the committed tuned config of `name` for `dataset`."""
     file = file or Path(str(resources.files("cfblend.models").joinpath(TUNED_FILE)))
     data = yaml.safe_load(file.read_text()) or {}
-    data.setdefault(dataset, {})[name] = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in params.items()}
+    data[dataset] = _entry(data, dataset)  # a shared entry is copied, so only this dataset's changes
+    data[dataset][name] = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in params.items()}
     header = "".join(line + "\n" for line in file.read_text().splitlines() if line.startswith("#"))
     file.write_text(header + yaml.safe_dump(data, sort_keys=True))
     return file
