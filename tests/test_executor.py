@@ -86,3 +86,21 @@ def test_a_one_core_member_fits_its_folds_in_processes_and_gets_the_in_process_n
     np.testing.assert_array_equal(side_by_side.oof, here.oof)
     np.testing.assert_array_equal(side_by_side.test, here.test)
     assert side_by_side.fold_rmse == here.fold_rmse
+
+
+def test_one_core_members_run_side_by_side_only_as_far_as_memory_holds(monkeypatch):
+    """One fold process per core, but never more than the available memory holds at the model's stated
+    bytes per rating: at 25M ratings, bfm's folds run one at a time on a 24 GB machine."""
+    from cfblend.models.bfm import BFMModel
+    from cfblend.runs.cv import fold_processes
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("cfblend.runs.cv.available_memory", lambda: 22 * 2**30)
+    per = BFMModel.fit_bytes_per_rating
+    assert fold_processes(per, 900_000, 5) == 2  # ml-1m
+    assert fold_processes(per, 22_500_000, 5) == 1  # ML-25M scale
+    assert fold_processes(per, 900_000, 1) == 1  # one job
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert fold_processes(per, 22_500_000, 5) == 1
+    assert fold_processes(per, 2_250_000, 5) == 5
+    assert fold_processes(0.0, 10**9, 5) == 5  # no estimate: one per core

@@ -72,3 +72,21 @@ def test_a_dataset_can_share_a_named_setting(tmp_path):
     assert tuned_overrides("ml-25m", "bfm", file) == {"rank": 12}
     assert tuned_overrides("ml-25m", "gbm", file) == {"max_rows": 100}
     assert tuned_overrides("ml-32m", "bfm", file) == {"rank": 8}
+
+
+def test_every_committed_tuned_config_is_valid():
+    """A typo or an out-of-range value in tuned.yaml fails here, not at the start of someone's run."""
+    from importlib import resources
+
+    import yaml
+
+    from cfblend.models import model_config
+
+    data = yaml.safe_load(resources.files("cfblend.models").joinpath("tuned.yaml").read_text())
+    assert {"ml-100k", "ml-1m", "ml-25m", "large-data"} <= set(data)
+    for dataset, entry in data.items():
+        if isinstance(entry, str):
+            assert isinstance(data.get(entry), dict), f"{dataset}: names {entry!r}, which is not an entry"
+            continue
+        for model in entry:
+            model_config(model, tuned_overrides(dataset, model))

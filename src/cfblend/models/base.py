@@ -124,6 +124,7 @@ class Model(ABC, Generic[C]):
     suffix: ClassVar[str] = ".pt"
     cacheable: ClassVar[bool] = False  # the runner stores fitted fold models in the model cache
     single_threaded: ClassVar[bool] = False  # fits on one core: the local runner fits its folds side by side
+    fit_bytes_per_rating: ClassVar[float] = 0.0  # a fold fit's peak memory per training rating (0: not known)
     requires: ClassVar[str | None] = None  # an optional package the model needs (e.g. "myfm")
     cache = None  # a cfblend.runs.cache.ModelCache, set by the runner, for models built on other models
     # Learning curves: the runner sets `monitor` to a fold's held-out rows; a model that trains by epochs scores
