@@ -125,28 +125,35 @@ class SideEncoder:
         side = join_side(df, users, items)
         for j, c in enumerate(self.cat_fields[2:], start=2):
             cats[:, j] = _lookup(self.vocab[c], side[c])
-        blocks = []
+        # the dense block is written column by column into one float32 array: at 20M rows, float64 blocks
+        # and their concatenation took several GB more than the result
+        dense = np.empty((n, self.n_dense), dtype=np.float32)
+        col = 0
         for c in self.num_fields:
             v = side[c].to_numpy(dtype=float)
             mean, std = self.num_stats[c]
             missing = np.isnan(v)
-            blocks += [np.where(missing, 0.0, (v - mean) / std)[:, None], missing[:, None].astype(float)]
+            dense[:, col] = np.where(missing, 0.0, (v - mean) / std)
+            dense[:, col + 1] = missing
+            col += 2
         for c in self.one_hot_fields:
-            j = self.cat_fields.index(c)
-            blocks.append(np.eye(len(self.vocab[c]) + 1)[cats[:, j]])
+            j, width = self.cat_fields.index(c), len(self.vocab[c]) + 1
+            dense[:, col:col + width] = 0.0
+            dense[np.arange(n), col + cats[:, j]] = 1.0
+            col += width
         # genres depend on the item alone: encode each distinct item once, then gather per row
         uniq, inv = np.unique(df["item_id"].to_numpy(), return_inverse=True)
         per_item = items.set_index("item_id")["genres"].reindex(uniq)
         g_item = np.zeros((len(uniq), self.max_genres), dtype=np.int64)
-        m_item = np.zeros((len(uniq), len(self.genre_vocab) + 1))
+        m_item = np.zeros((len(uniq), len(self.genre_vocab) + 1), dtype=np.float32)
         for r, gs in enumerate(per_item):
             if isinstance(gs, list):
                 idx = [self.genre_vocab[g] for g in gs if g in self.genre_vocab][: self.max_genres]
                 g_item[r, : len(idx)] = idx
                 m_item[r, idx] = 1.0
-        genres, multi = g_item[inv], m_item[inv]
-        blocks.append(multi[:, 1:])
-        dense = np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((n, 0), np.float32)
+        genres = g_item[inv]
+        for s in range(0, n, 1 << 20):  # in slices: no (rows x genres) temporary
+            dense[s:s + (1 << 20), col:] = m_item[inv[s:s + (1 << 20)], 1:]
         return {"cats": cats, "genres": genres, "dense": dense}
 
     def to_dict(self) -> dict:
