@@ -108,7 +108,7 @@ class BFMModel(Model[BFMConfig]):
     config_cls = BFMConfig
     suffix = ".npz"
     single_threaded = True  # myFM's Gibbs sampler runs on one thread
-    fit_bytes_per_rating = 500.0  # 10.5 GiB peak for a fold of a 22.5M-rating competition (rank 8; scale-25m.md)
+    fit_bytes_per_rating = 560.0  # a fold of a 22.5M-rating competition peaked at 10.5 GiB (bfm), 11.7 (bfm_op)
     requires = "myfm"
 
     # --- features -----------------------------------------------------------------------------
