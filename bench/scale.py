@@ -105,7 +105,15 @@ def main(argv: list[str]) -> int:
     raw = Path(args.out).with_suffix(".jsonl")
     kept = ([json.loads(line) for line in raw.read_text().splitlines() if line.strip()]
             if args.update and raw.exists() else [])
-    rows = []
+    rows: list[dict] = []
+
+    def write() -> None:  # after every model: a stopped run keeps what it measured
+        fresh = {r["model"]: r for r in rows}
+        merged = [fresh.pop(r["model"], r) for r in kept] + list(fresh.values())  # re-measured rows keep their place
+        raw.write_text("".join(json.dumps(r) + "\n" for r in merged))
+        Path(args.out).write_text(table(merged, args.competition))
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         done = subprocess.run([sys.executable, __file__, "--competition", args.competition, "--folds", args.folds,
                                "--model", name, "--config", json.dumps(per_model[name])], capture_output=True,
@@ -115,11 +123,7 @@ def main(argv: list[str]) -> int:
             continue
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         log.info("%s", rows[-1])
-    fresh = {r["model"]: r for r in rows}
-    rows = [fresh.pop(r["model"], r) for r in kept] + list(fresh.values())  # re-measured rows keep their place
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    raw.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    Path(args.out).write_text(table(rows, args.competition))
+        write()
     log.info("-> %s", args.out)
     return 0
 
