@@ -85,7 +85,7 @@ tune: $(ENV)  ## Optuna study of MODEL's config: TRIALS=20 FOLDS=1 STORAGE=<url>
 score: $(ENV)  ## Public/Private RMSE of SUB
 	$(CLI) score --sub "$$SUB"
 
-blend: $(ENV)  ## blend the trained models' OOF predictions (MODELS; default all; BLEND=auto|linear|hill|fwls) -> OUT/submission.csv
+blend: $(ENV)  ## blend the trained models' OOF predictions (MODELS; default all; BLEND=auto|linear|hill|fwls|stack) -> OUT/submission.csv
 	$(CLI) blend --models "$$MODELS" --method "$$BLEND"
 
 report: $(ENV)  ## leaderboard of every trained model -> OUT/leaderboard.{csv,md}

@@ -104,7 +104,7 @@ def _synthetic(n=3000, k=5, seed=0, regime=False):
     return np.column_stack([a, b]), y, folds, M
 
 
-@pytest.mark.parametrize("method", ["linear", "hill", "fwls"])
+@pytest.mark.parametrize("method", ["linear", "hill", "fwls", "stack"])
 def test_every_fold_of_every_method_is_predicted_by_weights_fit_without_it(method):
     from cfblend.ensemble.blend import Blender, blend
 
@@ -120,13 +120,36 @@ def test_every_fold_of_every_method_is_predicted_by_weights_fit_without_it(metho
     np.testing.assert_allclose(res.test, np.clip(final.predict(T, MT), 1, 5))
 
 
-@pytest.mark.parametrize("regime, winner", [(True, "fwls"), (False, "linear")])
+@pytest.mark.parametrize("regime, winner", [(True, "stack"), (False, "linear")])
 def test_auto_picks_the_stacker_only_when_it_wins_honestly(regime, winner):
     from cfblend.ensemble.blend import blend, honest_cv
 
     X, y, folds, M = _synthetic(n=600 if not regime else 3000, regime=regime, seed=3)
     cfg = BlendConfig(method="auto", ridge=1.0)
     res = blend(X, X[:10], y, folds, M, M[:10], cfg, (-10.0, 20.0))
-    own = {m: float(np.mean(honest_cv(m, X, M, y, folds, cfg, (-10.0, 20.0))[1])) for m in ("linear", "fwls")}
+    own = {m: float(np.mean(honest_cv(m, X, M, y, folds, cfg, (-10.0, 20.0))[1]))
+           for m in ("linear", "fwls", "stack")}
     assert res.method == winner == min(own, key=own.get)
     assert res.cv_by_method == pytest.approx(own)
+
+
+def test_stack_is_the_mean_of_fwls_and_its_trees_and_catches_what_a_linear_stack_cannot():
+    """`stack` predicts the mean of the fwls stack and a LightGBM over predictions and meta-features; where
+    the best member depends on a threshold of the meta-features, it beats fwls honestly."""
+    from cfblend.ensemble.blend import Blender, blend, fit_stack_gbm
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    y = rng.normal(3.5, 1.0, n)
+    M = np.column_stack([np.ones(n), rng.uniform(0, 5, n), rng.uniform(0, 5, n)])
+    cut = (M[:, 1] > 3.5) | (M[:, 2] < 1.0)  # no linear function of the counts follows this
+    X = np.column_stack([y + rng.normal(0, np.where(cut, 0.1, 1.2), n), y + rng.normal(0, np.where(cut, 1.2, 0.1), n)])
+    folds = np.arange(n) % 5
+    cfg = BlendConfig(method="auto")
+    st = Blender.fit("stack", X, M, y, cfg)
+    fw = Blender.fit("fwls", X, M, y, cfg)
+    trees = fit_stack_gbm(X, M, y, cfg).predict(np.column_stack([X, M[:, 1:]]))
+    np.testing.assert_allclose(st.predict(X, M), (fw.predict(X, M) + trees) / 2)
+    np.testing.assert_allclose(st.weights, fw.weights / 2)
+    res = blend(X, X[:10], y, folds, M, M[:10], cfg, (-10.0, 20.0))
+    assert res.method == "stack" and res.cv_by_method["stack"] < res.cv_by_method["fwls"] - 0.01

@@ -80,3 +80,12 @@ def test_embeddings_are_written_by_raw_id_and_fold(trained):
     assert set(items.loc[items["fold"] == 1, "item_id"]) == set(m.items_.ids)
     users = pd.read_parquet(paths.output / "embeddings" / "nn_users.parquet")
     assert {"user_id", "bias", "e0", "fm0"} <= set(users.columns)
+
+
+def test_a_stack_blend_is_reproduced_from_its_saved_trees(trained):
+    """The `stack` blender's LightGBM half is saved with the blend and rebuilt by `make predict`."""
+    comp, paths = trained
+    run_blend(comp, paths, BlendConfig(models=list(SETS), method="stack"))
+    rows = predict_pairs(paths, comp, comp.test[["user_id", "item_id", "timestamp"]])
+    sub = pd.read_csv(paths.output / "submission.csv").set_index("id").loc[comp.test["id"], "rating"]
+    np.testing.assert_allclose(rows["blend"].to_numpy(), sub.to_numpy(), atol=1e-6)

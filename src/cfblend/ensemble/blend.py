@@ -4,8 +4,10 @@ their test predictions (`blend`). Reading the predictions and writing the submis
 Methods: `linear` (non-negative weights plus a free intercept, least squares), `hill`
 (Caruana's greedy ensemble selection with replacement), `fwls` (feature-weighted linear
 stacking, Sill et al. 2009: each model's weight is a linear function of meta-features, the log
-rating counts of the row's user and item, fit by ridge), and `auto` (the default): `linear`,
-unless `fwls` beats it on the honest CV. The blend's own CV score is honest: for each fold,
+rating counts of the row's user and item, fit by ridge), `stack` (the mean of `fwls` and a small
+LightGBM over the members' predictions and the same meta-features: the linear stack and a
+non-linear one, which err differently), and `auto` (the default): whichever of `linear`, `fwls`
+and `stack` has the lowest honest CV. The blend's own CV score is honest: for each fold,
 weights are fit on the OOF rows of the other folds and scored on it. The final weights are fit
 on all OOF rows and applied to the test predictions.
 
@@ -17,7 +19,9 @@ the whole train set (the average over the fold models).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
@@ -32,9 +36,12 @@ class BlendConfig:
     """Which predictions to blend, and how."""
 
     models: list[str] = field(default_factory=list)  # empty: every trained model (constant ones left out)
-    method: str = "auto"  # linear, hill, fwls, or auto
+    method: str = "auto"  # linear, hill, fwls, stack, or auto
     hill_steps: int = 50
-    ridge: float = 1.0  # fwls
+    ridge: float = 1.0  # fwls (and stack's linear half)
+    stack_rounds: int = 400  # stack's LightGBM: boosting rounds, leaves per tree, learning rate
+    stack_leaves: int = 7
+    stack_lr: float = 0.03
 
 
 def fit_linear(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -74,6 +81,15 @@ def fit_fwls(X: np.ndarray, M: np.ndarray, y: np.ndarray, ridge: float) -> np.nd
     return np.linalg.solve(A.T @ A + ridge * np.eye(A.shape[1]), A.T @ y)
 
 
+def fit_stack_gbm(X: np.ndarray, M: np.ndarray, y: np.ndarray, cfg: BlendConfig) -> lgb.Booster:
+    """The non-linear half of `stack`: small trees over the predictions and the log counts, shrunk hard
+    (L2 10, at least 200 rows a leaf), seeded and deterministic."""
+    params = {"objective": "regression", "learning_rate": cfg.stack_lr, "num_leaves": cfg.stack_leaves,
+              "min_data_in_leaf": 200, "lambda_l2": 10.0, "seed": 0, "deterministic": True, "force_row_wise": True,
+              "num_threads": 0, "verbosity": -1}
+    return lgb.train(params, lgb.Dataset(np.column_stack([X, M[:, 1:]]), y), cfg.stack_rounds)
+
+
 @dataclass
 class Blender:
     """A fitted blend: `predict(X, M)` for prediction matrix X and meta-features M."""
@@ -81,7 +97,8 @@ class Blender:
     method: str
     weights: np.ndarray
     intercept: float = 0.0
-    coef: np.ndarray | None = None  # fwls
+    coef: np.ndarray | None = None  # fwls, stack
+    booster: Any = None  # stack: its LightGBM half
 
     @classmethod
     def fit(cls, method: str, X: np.ndarray, M: np.ndarray, y: np.ndarray, cfg: BlendConfig) -> Blender:
@@ -95,9 +112,14 @@ class Blender:
             mean_meta = M.mean(0)  # report each model's weight at the average row
             weights = np.array([coef[j * m:(j + 1) * m] @ mean_meta for j in range(X.shape[1])])
             return cls(method, weights, float(coef[-m:] @ mean_meta), coef)
-        raise ValueError(f"unknown blend method {method!r}; use linear, hill, fwls or auto")
+        if method == "stack":  # reported weights: the linear half's, at the average row
+            half = cls.fit("fwls", X, M, y, cfg)
+            return cls(method, half.weights / 2, half.intercept / 2, half.coef, fit_stack_gbm(X, M, y, cfg))
+        raise ValueError(f"unknown blend method {method!r}; use linear, hill, fwls, stack or auto")
 
     def predict(self, X: np.ndarray, M: np.ndarray) -> np.ndarray:
+        if self.booster is not None:
+            return (_fwls_design(X, M) @ self.coef + self.booster.predict(np.column_stack([X, M[:, 1:]]))) / 2
         if self.coef is not None:
             return _fwls_design(X, M) @ self.coef
         return X @ self.weights + self.intercept
@@ -133,10 +155,10 @@ def blend(X: np.ndarray, T: np.ndarray, y: np.ndarray, folds: np.ndarray, M: np.
           cfg: BlendConfig, scale: tuple[float, float]) -> BlendResult:
     """Blend OOF predictions `X` (train rows x models) to fit ratings `y`; apply to test predictions `T`.
 
-    `M`, `MT`: meta-features of the train and test rows (for `fwls`). `auto` picks `linear` unless
-    `fwls` has the lower honest CV.
+    `M`, `MT`: meta-features of the train and test rows (for `fwls` and `stack`). `auto` picks whichever of
+    `linear`, `fwls` and `stack` has the lowest honest CV.
     """
-    methods = ["linear", "fwls"] if cfg.method == "auto" else [cfg.method]
+    methods = ["linear", "fwls", "stack"] if cfg.method == "auto" else [cfg.method]
     cv = {m: honest_cv(m, X, M, y, folds, cfg, scale) for m in methods}
     cv_rmse = {m: float(np.mean(f)) for m, (_, f) in cv.items()}
     method = min(methods, key=lambda m: cv_rmse[m])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -83,7 +84,8 @@ def predict_pairs(paths: Paths, comp: Competition, pairs: pd.DataFrame) -> pd.Da
         rows[m] = np.mean([model.predict(rows) for model in models], axis=0)
     k = int(folds.max()) + 1
     blender = Blender(b["method"], np.array([b["weights"][m] for m in members]), b["intercept"],
-                      None if b.get("fwls_coef") is None else np.array(b["fwls_coef"]))
+                      None if b.get("fwls_coef") is None else np.array(b["fwls_coef"]),
+                      None if b.get("stack_booster") is None else lgb.Booster(model_str=b["stack_booster"]))
     M = meta_features(rows, comp.train, scale=(k - 1) / k)
     rows["blend"] = np.clip(blender.predict(rows[members].to_numpy(), M), *comp.rating_scale)
     log.info("predict: %d pairs; cold start: %d with an unseen user, %d with an unseen item (each member's "

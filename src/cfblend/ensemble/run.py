@@ -101,10 +101,13 @@ def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -
               "method": method, "cv_by_method": cv_rmse,
               "weights": dict(zip(models, map(float, w), strict=True)), "intercept": b,
               "fwls_coef": None if res.blender.coef is None else res.blender.coef.tolist(),
+              "stack_booster": None if res.blender.booster is None else res.blender.booster.model_to_string(),
               "fold_rmse": fold_rmse, "cv_rmse_mean": float(np.mean(fold_rmse)),
               "cv_rmse_std": float(np.std(fold_rmse)), "oof_rmse": rmse(y, oof),
               "fit_seconds": time.perf_counter() - t0,
-              "config": {"models": models, "method": cfg.method, "hill_steps": cfg.hill_steps, "ridge": cfg.ridge}}
+              "config": {"models": models, "method": cfg.method, "hill_steps": cfg.hill_steps, "ridge": cfg.ridge,
+                         "stack_rounds": cfg.stack_rounds, "stack_leaves": cfg.stack_leaves,
+                         "stack_lr": cfg.stack_lr}}
     write_json(scores, paths.scores("blend"))
     log.info("blend: honest CV by method %s; using %s", {m: round(v, 5) for m, v in cv_rmse.items()}, method)
     log.info("blend (%s): weights %s, intercept %.3f; honest CV %.4f ± %.4f, OOF %.4f -> %s", method,
