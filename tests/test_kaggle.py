@@ -58,7 +58,7 @@ def test_generated_kernel_runs_end_to_end_on_a_simulated_kaggle_layout(tmp_path,
     working.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {"CFBLEND_KAGGLE_INPUT": str(tmp_path / "kaggle" / "input"), "CFBLEND_KAGGLE_WORKING": str(working),
-            "CFBLEND_KERNEL_MODELS": "global_mean,biases,dot,nn,gbm,autorec", "CFBLEND_KERNEL_SET": SMOKE}
+            "CFBLEND_KERNEL_MODELS": "global_mean,biases,dot,svdpp,nn,gbm,autorec", "CFBLEND_KERNEL_SET": SMOKE}
     # Run from an empty folder so that only the embedded package can be imported.
     done = subprocess.run([exe, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)
@@ -74,7 +74,7 @@ def test_generated_kernel_runs_end_to_end_on_a_simulated_kaggle_layout(tmp_path,
     sample = pd.read_csv(working / "input" / "ml-100k-u1" / "sample_submission.csv")
     assert sub["id"].tolist() == sample["id"].tolist() and sub["rating"].between(1, 5).all()
     board = pd.read_csv(working / "leaderboard.csv")
-    assert {"blend", "dot", "nn", "gbm"} <= set(board["model"])
+    assert {"blend", "dot", "svdpp", "nn", "gbm"} <= set(board["model"])
     assert (working / "report.html").is_file()
 
 
