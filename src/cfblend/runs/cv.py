@@ -126,8 +126,9 @@ def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: d
     res = CVResult(oof=np.full(len(comp.train), np.nan), test=np.zeros(len(comp.test)))
     oof_cold = []
     pool = None
-    side_by_side = fold_processes(model_class(name).fit_bytes_per_rating, len(comp.train), len(jobs))
-    if executor.name == "local" and model_class(name).single_threaded and side_by_side > 1:
+    cls = model_class(name)
+    if executor.name == "local" and cls.single_threaded and (
+            side_by_side := fold_processes(cls.fit_bytes_per_rating, len(comp.train), len(jobs))) > 1:
         pool = executor = ProcessExecutor(side_by_side)
         log.info("%s fits on one core: its %d folds run %d at a time in processes of their own", name, len(jobs),
                  pool.workers)
