@@ -8,7 +8,7 @@ import pytest
 
 from cfblend.competition.scoring import rmse
 from cfblend.models import make_model
-from cfblend.models.gbm import GBMModel, aggregates
+from cfblend.models.gbm import GBMModel, RatingStats
 from cfblend.runs import side_info
 from cfblend.runs.cache import ModelCache
 
@@ -73,7 +73,7 @@ def test_refitting_gives_identical_features_and_predictions(comp_env):
 def test_aggregates_use_only_the_fit_rows():
     fit = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [7, 8, 7], "rating": [4.0, 2.0, 5.0]})
     rows = pd.DataFrame({"user_id": [1, 3], "item_id": [7, 9]})
-    a = aggregates(fit, rows)
+    a = RatingStats(fit).lookup(rows)
     assert a["user_count"].tolist() == [2, 0] and a["user_mean"].iloc[0] == 3.0 and np.isnan(a["user_mean"].iloc[1])
     assert a["item_count"].tolist() == [2, 0] and a["item_mean"].iloc[0] == 4.5
     assert a["item_popularity"].iloc[0] == pytest.approx(2 / 3)
@@ -122,6 +122,9 @@ def test_max_rows_fits_on_a_sample_whose_features_still_come_from_every_row(gbm_
     for j, s in enumerate(small.provenance_["inner"]):  # fitted on all rows of the other inner folds
         assert set(s["fit_ids"]) == set(train["id"].to_numpy()[small.provenance_["inner_fold"] != j])
     assert small.booster.num_trees() >= 1
+    calls = []
+    small.fit_stats = lambda rows: calls.append(len(rows)) or GBMModel.fit_stats(small, rows)
     whole = small.predict(val)
+    assert calls == [len(train)]  # the fit rows' statistics are computed once, not once per chunk
     small.config.predict_chunk = len(val) + 1
     np.testing.assert_allclose(small.predict(val), whole, rtol=0, atol=1e-12)

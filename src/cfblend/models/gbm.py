@@ -74,17 +74,35 @@ class GBMConfig(ModelConfig):
         DotConfig.from_dict({**DotConfig().to_dict(), **self.dot})  # the inner dot config is checked too
 
 
-def aggregates(fit_rows: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    """User and item count/mean/std and item popularity, computed from `fit_rows`, looked up for `rows`."""
-    out = pd.DataFrame(index=rows.index)
-    for key, p in (("user_id", "user"), ("item_id", "item")):
-        g = fit_rows.groupby(key)["rating"].agg(["count", "mean", "std"])
-        look = g.reindex(rows[key].to_numpy())
-        out[f"{p}_count"] = look["count"].fillna(0).to_numpy()
-        out[f"{p}_mean"] = look["mean"].to_numpy()
-        out[f"{p}_std"] = look["std"].to_numpy()
-    out["item_popularity"] = out["item_count"] / max(len(fit_rows), 1)
-    return out
+class RatingStats:
+    """Per-user and per-item rating count, mean and spread of the rows a model was fitted on: computed
+    once, then looked up for any number of row chunks."""
+
+    def __init__(self, fit_rows: pd.DataFrame) -> None:
+        self.n_rows = len(fit_rows)
+        self.groups = {key: fit_rows.groupby(key)["rating"].agg(["count", "mean", "std"])
+                       for key in ("user_id", "item_id")}
+
+    def lookup(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The aggregate features of `rows` (count 0 and NaN mean/spread for an id the fit rows lack)."""
+        out = pd.DataFrame(index=rows.index)
+        for key, p in (("user_id", "user"), ("item_id", "item")):
+            look = self.groups[key].reindex(rows[key].to_numpy())
+            out[f"{p}_count"] = look["count"].fillna(0).to_numpy()
+            out[f"{p}_mean"] = look["mean"].to_numpy()
+            out[f"{p}_std"] = look["std"].to_numpy()
+        out["item_popularity"] = out["item_count"] / max(self.n_rows, 1)
+        return out
+
+
+@dataclass
+class FitStats:
+    """Everything the features take from the fit rows and the public pairs, computed once per fit-row set."""
+
+    ratings: RatingStats
+    users: np.ndarray  # the fit rows' sorted user ids
+    affinity: np.ndarray  # users x genres: damped mean residual of the user's ratings in each genre
+    pair_counts: dict[str, pd.Series]  # "user_id"/"item_id" -> number of public pairs (no rating involved)
 
 
 class GBMModel(Model[GBMConfig]):
@@ -99,8 +117,15 @@ class GBMModel(Model[GBMConfig]):
         dot = DotModel(model_config("dot", self.config.dot or None), self.side)
         return self.cache.fit(dot, rows, self.side) if self.cache is not None else dot.fit(rows)
 
-    def features(self, rows: pd.DataFrame, dot: DotModel, fit_rows: pd.DataFrame) -> pd.DataFrame:
-        """The feature frame of `rows`, from a dot model and aggregates fitted on `fit_rows`."""
+    def fit_stats(self, fit_rows: pd.DataFrame) -> FitStats:
+        """The rating statistics of `fit_rows` and the public pair counts that `features` looks up."""
+        users, aff = self._genre_affinity_table(fit_rows)
+        pairs = self.side.pairs if self.config.implicit and self.side.pairs is not None else None
+        counts = {} if pairs is None else {key: pairs[key].value_counts() for key in ("user_id", "item_id")}
+        return FitStats(RatingStats(fit_rows), users, aff, counts)
+
+    def features(self, rows: pd.DataFrame, dot: DotModel, stats: FitStats) -> pd.DataFrame:
+        """The feature frame of `rows`, from a dot model and statistics (`fit_stats`) of the same fit rows."""
         pu, bu = dot.embeddings("user", rows["user_id"])
         qi, bi = dot.embeddings("item", rows["item_id"])
         k = pu.shape[1]
@@ -117,20 +142,19 @@ class GBMModel(Model[GBMConfig]):
         multi = self._item_genres(rows["item_id"])
         for g, n in self.genres_.items():
             X["genre_" + re.sub(r"\W", "_", g)] = multi[:, n]
-        X["genre_affinity"] = self._genre_affinity(fit_rows, rows, multi)
-        X = pd.concat([X, aggregates(fit_rows, rows)], axis=1)
-        if self.config.implicit and self.side.pairs is not None:  # counts of public pairs: no rating involved
-            for key, p in (("user_id", "user"), ("item_id", "item")):
-                n = self.side.pairs[key].value_counts()
-                X[f"{p}_pairs"] = n.reindex(rows[key].to_numpy()).fillna(0).to_numpy()
+        X["genre_affinity"] = self._genre_affinity(stats, rows, multi)
+        X = pd.concat([X, stats.ratings.lookup(rows)], axis=1)
+        for key, p in (("user_id", "user"), ("item_id", "item")):
+            if key in stats.pair_counts:  # counts of public pairs: no rating involved
+                X[f"{p}_pairs"] = stats.pair_counts[key].reindex(rows[key].to_numpy()).fillna(0).to_numpy()
         return X
 
     def _item_genres(self, item_ids) -> np.ndarray:
         return IdIndex(self.side.items["item_id"], ordered=True).take(self.genre_matrix_, item_ids)
 
-    def _genre_affinity(self, fit_rows: pd.DataFrame, rows: pd.DataFrame, multi: np.ndarray,
-                        damping: float = 5.0) -> np.ndarray:
-        """How much more than usual the user likes the item's genres, from `fit_rows` (damped means)."""
+    def _genre_affinity_table(self, fit_rows: pd.DataFrame, damping: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+        """The fit rows' sorted user ids and how much more than usual each likes each genre (damped means
+        of the residuals from the user's mean rating)."""
         users, u = np.unique(fit_rows["user_id"].to_numpy(), return_inverse=True)
         r = fit_rows["rating"].to_numpy(np.float64)
         resid = r - (np.bincount(u, r) / np.bincount(u))[u]
@@ -139,12 +163,17 @@ class GBMModel(Model[GBMConfig]):
         counts = np.zeros_like(sums)
         np.add.at(sums, u, G * resid[:, None])
         np.add.at(counts, u, G)
-        aff = sums / (counts + damping)
+        return users, sums / (counts + damping)
+
+    @staticmethod
+    def _genre_affinity(stats: FitStats, rows: pd.DataFrame, multi: np.ndarray) -> np.ndarray:
+        """The user's mean affinity over the item's genres; NaN for a user the fit rows lack or no genre."""
+        users = stats.users
         pos = np.searchsorted(users, rows["user_id"].to_numpy())
         pos_c = np.minimum(pos, len(users) - 1)
         known = users[pos_c] == rows["user_id"].to_numpy()
         n_g = multi.sum(1)
-        score = (aff[pos_c] * multi).sum(1) / np.maximum(n_g, 1)
+        score = (stats.affinity[pos_c] * multi).sum(1) / np.maximum(n_g, 1)
         return np.where(known & (n_g > 0), score, np.nan)
 
     def _side_vocab(self) -> None:
@@ -176,7 +205,7 @@ class GBMModel(Model[GBMConfig]):
         parts, seen = [], []
         for j in range(c.inner_folds):
             fit_rows, rows = train[inner != j], train[(inner == j) & sampled]
-            parts.append(self.features(rows, self._dot(fit_rows), fit_rows))
+            parts.append(self.features(rows, self._dot(fit_rows), self.fit_stats(fit_rows)))
             seen.append({"fit_ids": fit_rows["id"].to_numpy() if "id" in fit_rows else fit_rows.index.to_numpy(),
                          "featurized_ids": rows["id"].to_numpy() if "id" in rows else rows.index.to_numpy()})
         return pd.concat(parts).loc[train.index[sampled]], {"inner": seen, "inner_fold": inner, "sampled": sampled}
@@ -222,8 +251,8 @@ class GBMModel(Model[GBMConfig]):
         return self
 
     def _predict(self, df: pd.DataFrame) -> np.ndarray:
-        step = self.config.predict_chunk
-        out = [self.booster.predict(self.features(df.iloc[s:s + step], self.dot_, self.fit_rows_),
+        step, stats = self.config.predict_chunk, self.fit_stats(self.fit_rows_)
+        out = [self.booster.predict(self.features(df.iloc[s:s + step], self.dot_, stats),
                                     num_iteration=self.booster.best_iteration) for s in range(0, len(df), step)]
         return np.concatenate(out) if out else np.zeros(0)
 
@@ -255,4 +284,4 @@ class GBMModel(Model[GBMConfig]):
         return m
 
 
-__all__ = ["GBMConfig", "GBMModel", "aggregates"]
+__all__ = ["FitStats", "GBMConfig", "GBMModel", "RatingStats"]
