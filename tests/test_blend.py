@@ -153,3 +153,36 @@ def test_stack_is_the_mean_of_fwls_and_its_trees_and_catches_what_a_linear_stack
     np.testing.assert_allclose(st.weights, fw.weights / 2)
     res = blend(X, X[:10], y, folds, M, M[:10], cfg, (-10.0, 20.0))
     assert res.method == "stack" and res.cv_by_method["stack"] < res.cv_by_method["fwls"] - 0.01
+
+
+
+def test_stack_trees_fit_on_at_most_stack_max_rows_rows_drawn_at_random(monkeypatch):
+    """Large data: the stacker's LightGBM sees `stack_max_rows` rows, the same ones every time, drawn from the
+    whole set (not its head); below the cap it sees every row."""
+    import lightgbm as lgb
+
+    from cfblend.ensemble.blend import fit_stack_gbm
+
+    seen = []
+
+    class Recorded(lgb.Dataset):
+        def __init__(self, data, label=None, **kw):
+            seen.append((np.array(data), np.array(label)))
+            super().__init__(data, label, **kw)
+
+    monkeypatch.setattr(lgb, "Dataset", Recorded)
+    rng = np.random.default_rng(2)
+    n = 3000
+    y = rng.normal(3.5, 1.0, n)
+    M = np.column_stack([np.ones(n), rng.uniform(0, 5, n), rng.uniform(0, 5, n)])
+    X = np.column_stack([np.arange(n, dtype=float), y])  # column 0: the row number
+    cfg = BlendConfig(stack_max_rows=1000, stack_rounds=5)
+    a, b = fit_stack_gbm(X, M, y, cfg), fit_stack_gbm(X, M, y, cfg)
+    (data, label), (data2, _) = seen
+    rows = data[:, 0].astype(int)
+    assert len(rows) == 1000 and len(set(rows)) == 1000 and (data2 == data).all()
+    assert (label == y[rows]).all() and (data[:, 2:] == M[rows, 1:]).all()  # rows kept whole
+    assert (rows < n // 3).sum() > 200 and (rows > 2 * n // 3).sum() > 200  # drawn from the whole set
+    assert a.model_to_string() == b.model_to_string()
+    fit_stack_gbm(X, M, y, BlendConfig(stack_max_rows=n, stack_rounds=5))
+    assert len(seen[-1][0]) == n
