@@ -155,7 +155,6 @@ def test_stack_is_the_mean_of_fwls_and_its_trees_and_catches_what_a_linear_stack
     assert res.method == "stack" and res.cv_by_method["stack"] < res.cv_by_method["fwls"] - 0.01
 
 
-
 def test_stack_trees_fit_on_at_most_stack_max_rows_rows_drawn_at_random(monkeypatch):
     """Large data: the stacker's LightGBM sees `stack_max_rows` rows, the same ones every time, drawn from the
     whole set (not its head); below the cap it sees every row."""

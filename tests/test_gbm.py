@@ -128,3 +128,9 @@ def test_max_rows_fits_on_a_sample_whose_features_still_come_from_every_row(gbm_
     assert calls == [len(train)]  # the fit rows' statistics are computed once, not once per chunk
     small.config.predict_chunk = len(val) + 1
     np.testing.assert_allclose(small.predict(val), whole, rtol=0, atol=1e-12)
+    assert calls == [len(train)]  # nor once per prediction: they belong to the fitted model
+    part = train.iloc[: len(train) // 2]
+    small.fit(part)  # a refit forgets the old fit rows' statistics
+    fresh = make_model("gbm", model.side, {**FAST, "max_rows": n, "predict_chunk": 97})
+    fresh.cache = model.cache
+    np.testing.assert_allclose(small.predict(val), fresh.fit(part).predict(val), rtol=0, atol=1e-12)

@@ -97,12 +97,11 @@ class RatingStats:
 
 @dataclass
 class FitStats:
-    """Everything the features take from the fit rows and the public pairs, computed once per fit-row set."""
+    """Everything the features take from the ratings of the fit rows, computed once per fit-row set."""
 
     ratings: RatingStats
     users: np.ndarray  # the fit rows' sorted user ids
     affinity: np.ndarray  # users x genres: damped mean residual of the user's ratings in each genre
-    pair_counts: dict[str, pd.Series]  # "user_id"/"item_id" -> number of public pairs (no rating involved)
 
 
 class GBMModel(Model[GBMConfig]):
@@ -118,11 +117,9 @@ class GBMModel(Model[GBMConfig]):
         return self.cache.fit(dot, rows, self.side) if self.cache is not None else dot.fit(rows)
 
     def fit_stats(self, fit_rows: pd.DataFrame) -> FitStats:
-        """The rating statistics of `fit_rows` and the public pair counts that `features` looks up."""
+        """The rating statistics of `fit_rows` that `features` looks up."""
         users, aff = self._genre_affinity_table(fit_rows)
-        pairs = self.side.pairs if self.config.implicit and self.side.pairs is not None else None
-        counts = {} if pairs is None else {key: pairs[key].value_counts() for key in ("user_id", "item_id")}
-        return FitStats(RatingStats(fit_rows), users, aff, counts)
+        return FitStats(RatingStats(fit_rows), users, aff)
 
     def features(self, rows: pd.DataFrame, dot: DotModel, stats: FitStats) -> pd.DataFrame:
         """The feature frame of `rows`, from a dot model and statistics (`fit_stats`) of the same fit rows."""
@@ -145,8 +142,8 @@ class GBMModel(Model[GBMConfig]):
         X["genre_affinity"] = self._genre_affinity(stats, rows, multi)
         X = pd.concat([X, stats.ratings.lookup(rows)], axis=1)
         for key, p in (("user_id", "user"), ("item_id", "item")):
-            if key in stats.pair_counts:  # counts of public pairs: no rating involved
-                X[f"{p}_pairs"] = stats.pair_counts[key].reindex(rows[key].to_numpy()).fillna(0).to_numpy()
+            if key in self.pair_counts_:  # counts of public pairs: no rating involved
+                X[f"{p}_pairs"] = self.pair_counts_[key].reindex(rows[key].to_numpy()).fillna(0).to_numpy()
         return X
 
     def _item_genres(self, item_ids) -> np.ndarray:
@@ -177,15 +174,20 @@ class GBMModel(Model[GBMConfig]):
         return np.where(known & (n_g > 0), score, np.nan)
 
     def _side_vocab(self) -> None:
-        """Category lists and the genre multi-hot, from the side tables (no ratings involved)."""
+        """Category lists, the genre multi-hot and the public pair counts, from the side tables and pairs (no
+        ratings involved)."""
         users, items = self.side.users, self.side.items
         uside = join_side(pd.DataFrame({"user_id": users["user_id"], "item_id": items["item_id"].iloc[0]}),
                           users, items)
         self.categories_ = {c: sorted(uside[c].dropna().unique().tolist()) for c in CATEGORICAL if c in uside}
         self.genres_ = {g: n for n, g in enumerate(sorted({g for gs in items["genres"] for g in gs}))}
-        self._genre_matrix()
+        self._side_tables()
 
-    def _genre_matrix(self) -> None:
+    def _side_tables(self) -> None:
+        """The genre multi-hot of every item and the public pair counts per user and item (side tables and
+        pairs only, so `load` rebuilds them instead of saving them)."""
+        pairs = self.side.pairs if self.config.implicit and self.side.pairs is not None else None
+        self.pair_counts_ = {} if pairs is None else {k: pairs[k].value_counts() for k in ("user_id", "item_id")}
         self.genre_matrix_ = np.zeros((len(self.side.items), len(self.genres_)), dtype=np.float32)
         for r, gs in enumerate(self.side.items["genres"]):
             self.genre_matrix_[r, [self.genres_[g] for g in gs if g in self.genres_]] = 1.0
@@ -244,6 +246,7 @@ class GBMModel(Model[GBMConfig]):
                          "early_stop_rmse": list(evals["early_stop"]["rmse"])}
         self.dot_ = self._dot(train)
         self.fit_rows_ = train[["user_id", "item_id", "rating"]].reset_index(drop=True)
+        self.fit_stats_: FitStats | None = None  # the fit rows' statistics, computed by the first prediction
         self.provenance_ = {**prov, "outer_fit_ids": train["id"].to_numpy() if "id" in train else None,
                             "early_stop_ids": train["id"].to_numpy()[prov["sampled"]][valid] if "id" in train else None}
         log.debug("gbm: %d rounds, early-stop rmse %.4f", self.booster.best_iteration,
@@ -251,8 +254,10 @@ class GBMModel(Model[GBMConfig]):
         return self
 
     def _predict(self, df: pd.DataFrame) -> np.ndarray:
-        step, stats = self.config.predict_chunk, self.fit_stats(self.fit_rows_)
-        out = [self.booster.predict(self.features(df.iloc[s:s + step], self.dot_, stats),
+        if getattr(self, "fit_stats_", None) is None:  # once per model: every chunk and call looks them up
+            self.fit_stats_ = self.fit_stats(self.fit_rows_)
+        step = self.config.predict_chunk
+        out = [self.booster.predict(self.features(df.iloc[s:s + step], self.dot_, self.fit_stats_),
                                     num_iteration=self.booster.best_iteration) for s in range(0, len(df), step)]
         return np.concatenate(out) if out else np.zeros(0)
 
@@ -277,7 +282,7 @@ class GBMModel(Model[GBMConfig]):
         meta = json.loads(stem.with_suffix(".meta.json").read_text())
         m = cls(cls.config_cls.from_dict(meta["config"]), side)
         m.categories_, m.genres_ = meta["categories"], meta["genres"]
-        m._genre_matrix()
+        m._side_tables()
         m.dot_ = DotModel.load(stem.with_suffix(".dot.pt"), side)
         m.fit_rows_ = pd.read_parquet(stem.with_suffix(".rows.parquet"))
         m.booster = lgb.Booster(model_file=str(path))
