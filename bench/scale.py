@@ -36,13 +36,15 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def measure(competition: str, folds_file: str, model_name: str, overrides: dict) -> dict:
-    """Fit `model_name` on fold 0's training rows; its speed, memory and held-out RMSE."""
+def measure(competition: str, folds_file: str, model_name: str, overrides: dict, reuse: bool = True) -> dict:
+    """Fit `model_name` on fold 0's training rows; its speed, memory and held-out RMSE. `reuse=False`: with
+    glibc's default allocator thresholds (`runs.allocator`), to measure what that setting gains."""
     from cfblend.competition import Competition
     from cfblend.competition.folds import read_folds
     from cfblend.competition.scoring import rmse
     from cfblend.models import make_model
     from cfblend.runs import side_info
+    from cfblend.runs.allocator import reuse_freed_memory
 
     t0 = time.perf_counter()
     comp = Competition.load(competition)
@@ -50,6 +52,8 @@ def measure(competition: str, folds_file: str, model_name: str, overrides: dict)
     fit_rows, val = comp.train[folds != 0], comp.train[folds == 0]
     log.info("loaded %d train rows in %.1fs; peak RSS %.2f GB", len(comp.train), time.perf_counter() - t0,
              peak_rss_gb())
+    if reuse:
+        reuse_freed_memory(len(comp.train))  # as `fit_fold` does in a run
     model = make_model(model_name, side_info(comp), overrides)
     t0 = time.perf_counter()
     model.fit(fit_rows)
@@ -88,6 +92,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--config", default="", help="one model's overrides as JSON (what --models passes on)")
     p.add_argument("--out", default="bench/results/scale.md")
     p.add_argument("--update", action="store_true", help="keep --out's rows of the models not measured now")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="one model, with glibc's default allocator thresholds (what runs.allocator's setting gains)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from cfblend.models import parse_set
@@ -98,7 +104,7 @@ def main(argv: list[str]) -> int:
     if args.model:
         overrides = (json.loads(args.config) if args.config
                      else with_tuned(dataset, parse_set(args.set, [args.model]))[args.model])
-        print(json.dumps(measure(args.competition, args.folds, args.model, overrides)))
+        print(json.dumps(measure(args.competition, args.folds, args.model, overrides, reuse=not args.default_malloc)))
         return 0
     names = [m for m in args.models.split(",") if m]
     per_model = with_tuned(dataset, parse_set(args.set, names))  # a bad override is one line before anything runs
