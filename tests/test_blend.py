@@ -185,3 +185,42 @@ def test_stack_trees_fit_on_at_most_stack_max_rows_rows_drawn_at_random(monkeypa
     assert a.model_to_string() == b.model_to_string()
     fit_stack_gbm(X, M, y, BlendConfig(stack_max_rows=n, stack_rounds=5))
     assert len(seen[-1][0]) == n
+
+
+def test_linear_and_fwls_built_by_row_blocks_solve_the_whole_design_problem(monkeypatch):
+    """The normal equations are summed a block of rows at a time (memory bounded at any size); the weights are
+    those of the problem on the whole design: scipy's nnls on [X, 1, -1] for `linear`, the ridge solve on the
+    full fwls design for `fwls`, whose predictions are the design times the coefficients."""
+    import importlib
+
+    from scipy.optimize import nnls
+
+    from cfblend.ensemble.blend import _fwls_design, _fwls_predict, fit_fwls
+
+    blend_module = importlib.import_module("cfblend.ensemble.blend")  # the package exports a function `blend`
+
+    rng = np.random.default_rng(7)
+    n = 2500
+    y = rng.normal(3.5, 1.0, n)
+    X = np.column_stack([y + rng.normal(0, 0.4, n), y + rng.normal(0, 0.9, n), 7 - y + rng.normal(0, 0.5, n),
+                         0.5 * y + 1 + rng.normal(0, 0.3, n)])
+    M = np.column_stack([np.ones(n), rng.uniform(0, 5, n), rng.uniform(0, 5, n)])
+    real = blend_module._normal_equations
+    blocks = []
+
+    def small_blocks(design, target, rows, block=1_000_000):
+        blocks.append(rows)
+        return real(design, target, rows, block=300)  # 9 blocks, the last one short
+
+    monkeypatch.setattr(blend_module, "_normal_equations", small_blocks)
+    w, b = fit_linear(X, y)
+    A = np.column_stack([X, np.ones(n), -np.ones(n)])
+    ref, _ = nnls(A, y)
+    assert w[2] == 0.0  # an anti-correlated member gets no weight
+    np.testing.assert_allclose(w, ref[:-2], atol=1e-9)
+    assert b == pytest.approx(ref[-2] - ref[-1], abs=1e-9)
+    coef = fit_fwls(X, M, y, ridge=1.0)
+    D = _fwls_design(X, M)
+    np.testing.assert_allclose(coef, np.linalg.solve(D.T @ D + np.eye(D.shape[1]), D.T @ y), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(_fwls_predict(X, M, coef), D @ coef, rtol=1e-12)
+    assert blocks == [n, n]

@@ -46,10 +46,29 @@ class BlendConfig:
 
 
 def fit_linear(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least squares with non-negative weights and an unconstrained intercept."""
-    A = np.column_stack([X, np.ones(len(X)), -np.ones(len(X))])
-    coef, _ = nnls(A, y)
-    return coef[:-2], float(coef[-2] - coef[-1])
+    """Least squares with non-negative weights and an unconstrained intercept.
+
+    The intercept is free, so it is ȳ - x̄·w for the best w, and w solves the non-negative least squares
+    of the centred problem; that is solved from its Gram matrix (models x models, built in row blocks), so
+    the cost in memory does not grow with the rows: `nnls(Lᵀ, L⁻¹ Xcᵀ yc)` for `Xcᵀ Xc = L Lᵀ` has the
+    same minimiser as `nnls(Xc, yc)`."""
+    x_mean, y_mean = X.mean(0), float(y.mean())
+    G, b = _normal_equations(lambda rows: X[rows] - x_mean, y - y_mean, len(y))
+    G += np.eye(len(G)) * 1e-12 * max(np.trace(G), 1.0)  # a duplicated member: still positive definite
+    L = np.linalg.cholesky(G)
+    w, _ = nnls(L.T, np.linalg.solve(L, b))
+    return w, y_mean - float(x_mean @ w)
+
+
+def _normal_equations(design, y: np.ndarray, n: int, block: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """`AᵀA` and `Aᵀy` of the design `A` whose rows `design(rows)` returns, built a block of rows at a time,
+    so that at most `block` rows of `A` are ever in memory."""
+    G = b = None
+    for start in range(0, n, block):
+        A = design(slice(start, start + block))
+        G = A.T @ A if G is None else G + A.T @ A
+        b = A.T @ y[start:start + block] if b is None else b + A.T @ y[start:start + block]
+    return G, b
 
 
 def fit_hill(X: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[np.ndarray, float]:
@@ -76,10 +95,21 @@ def _fwls_design(X: np.ndarray, M: np.ndarray) -> np.ndarray:
     return np.column_stack([X[:, [j]] * M for j in range(X.shape[1])] + [M])
 
 
+def _fwls_predict(X: np.ndarray, M: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """`_fwls_design(X, M) @ coef` without building the design: each model's prediction times its weight
+    at the row (a linear function of the meta-features), plus the meta-features' own term."""
+    m = M.shape[1]
+    out = M @ coef[-m:]
+    for j in range(X.shape[1]):
+        out += X[:, j] * (M @ coef[j * m:(j + 1) * m])
+    return out
+
+
 def fit_fwls(X: np.ndarray, M: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
-    """Ridge coefficients of the feature-weighted linear stack."""
-    A = _fwls_design(X, M)
-    return np.linalg.solve(A.T @ A + ridge * np.eye(A.shape[1]), A.T @ y)
+    """Ridge coefficients of the feature-weighted linear stack (normal equations built in row blocks: at 22.5M
+    rows and 5 models the whole design would be 3.2 GB)."""
+    G, b = _normal_equations(lambda rows: _fwls_design(X[rows], M[rows]), y, len(y))
+    return np.linalg.solve(G + ridge * np.eye(len(G)), b)
 
 
 def fit_stack_gbm(X: np.ndarray, M: np.ndarray, y: np.ndarray, cfg: BlendConfig) -> lgb.Booster:
@@ -124,9 +154,9 @@ class Blender:
 
     def predict(self, X: np.ndarray, M: np.ndarray) -> np.ndarray:
         if self.booster is not None:
-            return (_fwls_design(X, M) @ self.coef + self.booster.predict(np.column_stack([X, M[:, 1:]]))) / 2
+            return (_fwls_predict(X, M, self.coef) + self.booster.predict(np.column_stack([X, M[:, 1:]]))) / 2
         if self.coef is not None:
-            return _fwls_design(X, M) @ self.coef
+            return _fwls_predict(X, M, self.coef)
         return X @ self.weights + self.intercept
 
 
