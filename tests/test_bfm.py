@@ -88,3 +88,32 @@ def test_items_without_genres_get_an_empty_genre_row(comp_env):
         assert block[model.items_([raw])[0]].nnz == 0
     assert block.nnz > 0
     assert np.isfinite(model.predict(fit.head(50))).all()
+
+
+def test_each_row_has_its_user_day_when_that_pair_was_seen_in_training(comp_env):
+    """The user-day feature: one column per (user, UTC day) of the training rows, one 1 in a row of that pair,
+    none for a pair never seen in training (another day of a known user, or an unknown user), none at all
+    with `user_day` off; and the item factors are still read off the item-id columns."""
+    comp, folds, _ = comp_env
+    fit = comp.train[folds != 0]
+    model = make_model("bfm", side_info(comp), FAST).fit(fit)
+    pairs = {(u, t // 86400) for u, t in zip(fit["user_id"], fit["timestamp"], strict=True)}
+    assert len(model.user_days_) == len(pairs)
+    n_date = len(model.date_buckets_)
+    rows = pd.concat([fit.head(50), fit.head(1).assign(timestamp=fit["timestamp"].max() + 400 * 86400),
+                      fit.head(1).assign(user_id=-5)], ignore_index=True)
+    X, _ = model._design(rows)
+    ud = X[:, n_date:].toarray()
+    assert (ud[:50].sum(1) == 1).all() and ud[50:].sum() == 0
+    same = [(a, b) for a in range(50) for b in range(a) if (rows.user_id[a], rows.timestamp[a] // 86400)
+            == (rows.user_id[b], rows.timestamp[b] // 86400)]
+    for a, b in same:  # the same pair, the same column; different pairs, different columns
+        assert ud[a].argmax() == ud[b].argmax()
+    assert len({ud[r].argmax() for r in range(50)}) == len({(rows.user_id[r], rows.timestamp[r] // 86400)
+                                                            for r in range(50)})
+    off = make_model("bfm", side_info(comp), {**FAST, "user_day": False}).fit(fit)
+    assert off._design(rows)[0].shape[1] == n_date
+    ids, factors = model.item_factors()
+    cols = slice(n_date + len(model.user_days_) + model.user_block_.shape[1], None)  # row features, user block
+    assert len(ids) == len(fit["item_id"].unique()) and factors[0].shape == (len(ids), FAST["rank"])
+    np.testing.assert_array_equal(factors[0], np.asarray(model.fms_[0].predictor_.samples[0].V)[cols][:len(ids)])
