@@ -3,6 +3,8 @@ leaderboard (and the same predictions) as the run in this process."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,7 +79,7 @@ def test_a_one_core_member_fits_its_folds_in_processes_and_gets_the_in_process_n
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     with caplog.at_level("INFO", logger="cfblend.runs.cv"):
         side_by_side = cross_validate("bfm", comp, folds, cfg)
-    assert "run 2 at a time in processes of their own" in caplog.text
+    assert "run 2 at a time in single-threaded processes of their own" in caplog.text
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     caplog.clear()
     with caplog.at_level("INFO", logger="cfblend.runs.cv"):
@@ -104,3 +106,122 @@ def test_one_core_members_run_side_by_side_only_as_far_as_memory_holds(monkeypat
     assert fold_processes(per, 22_500_000, 5) == 1
     assert fold_processes(per, 2_250_000, 5) == 5
     assert fold_processes(0.0, 10**9, 5) == 5  # no estimate: one per core
+
+
+def _threads() -> tuple[int, int]:
+    import numba
+    import torch
+
+    return torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS
+
+
+def test_a_process_executor_limits_its_workers_threads(monkeypatch):
+    """Side-by-side fold processes are single-threaded (torch, numba, OpenMP), so two of them share two cores
+    instead of each starting a thread per core; without a limit a worker keeps the libraries' defaults."""
+    from cfblend.runs.executor import ProcessExecutor
+    from cfblend.threads import THREAD_VARIABLES
+
+    for var in THREAD_VARIABLES:  # a local Dask cluster started by an earlier test leaves OMP_NUM_THREADS=1 behind
+        monkeypatch.delenv(var, raising=False)
+
+    limited = ProcessExecutor(1, threads=1)
+    try:
+        assert list(limited.map(_threads, [{}])) == [(1, 1)]
+    finally:
+        limited.close()
+    if (os.cpu_count() or 1) > 1:
+        free = ProcessExecutor(1)
+        try:
+            assert min(next(iter(free.map(_threads, [{}])))) > 1
+        finally:
+            free.close()
+
+
+def test_which_members_fit_their_folds_side_by_side(monkeypatch):
+    """One-core members always (as far as memory holds); multi-threaded `side_by_side` ones (nn, gbm, autorec)
+    on mid-sized sets only; the rest one after another in this process."""
+    from cfblend.models import model_class
+    from cfblend.runs.cv import SIDE_BY_SIDE_ROWS, side_by_side_processes
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("cfblend.runs.cv.available_memory", lambda: 22 * 2**30)
+    lo, hi = SIDE_BY_SIDE_ROWS
+    for name in ("nn", "gbm", "autorec"):
+        assert side_by_side_processes(model_class(name), 900_000, 5) == 2, name
+        assert side_by_side_processes(model_class(name), lo - 1, 5) == 1, name
+        assert side_by_side_processes(model_class(name), hi + 1, 5) == 1, name
+    assert side_by_side_processes(model_class("bfm"), lo - 1, 5) == 2
+    assert side_by_side_processes(model_class("bfm"), hi + 1, 5) == 2
+    for name in ("dot", "svdpp", "biases"):
+        assert side_by_side_processes(model_class(name), 900_000, 5) == 1, name
+
+
+def test_a_torch_member_fitted_side_by_side_gets_the_in_process_numbers(comp_env, monkeypatch, caplog):
+    """nn's folds in two single-threaded processes: the predictions of the fits one after another here (to
+    float32 rounding: one thread sums in another order than two)."""
+    from cfblend.runs import executor
+    from cfblend.runs.cv import cross_validate
+
+    comp, folds, _ = comp_env
+    cfg = {"epochs": 2, "device": "cpu"}
+    here = cross_validate("nn", comp, folds, cfg)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("cfblend.runs.cv.SIDE_BY_SIDE_ROWS", (0, 10**9))
+    pools = []
+
+    class Recorded(executor.ProcessExecutor):
+        def __init__(self, workers: int, threads: int = 0):
+            pools.append((workers, threads))
+            super().__init__(workers, threads)
+
+    monkeypatch.setattr(executor, "ProcessExecutor", Recorded)
+    with caplog.at_level("INFO", logger="cfblend.runs.cv"):
+        side_by_side = cross_validate("nn", comp, folds, cfg)
+    assert "run 2 at a time in single-threaded processes of their own" in caplog.text
+    assert pools == [(2, 1)]
+    np.testing.assert_allclose(side_by_side.oof, here.oof, atol=1e-5)
+    np.testing.assert_allclose(side_by_side.test, here.test, atol=1e-5)
+
+
+def test_consecutive_side_by_side_members_share_one_pool_and_get_the_one_by_one_numbers(comp_env, tmp_path,
+                                                                                        monkeypatch):
+    """nn, autorec and bfm queue their folds in one pool of two single-threaded processes (no core idles while
+    a member's last fold runs alone), the one-core bfm first, then the others in order; dot, before them, is
+    trained first in this process. The artifacts are those of the members trained one by one."""
+    from cfblend.competition.folds import ensure_folds
+    from cfblend.paths import Paths
+    from cfblend.runs import executor, train_members
+
+    comp, folds, paths = comp_env
+    sets = {"dot": {"epochs": 2}, "nn": {"epochs": 2, "device": "cpu"}, "autorec": {"epochs": 3, "device": "cpu"},
+            "bfm": {"rank": 4, "sweeps": 20, "burn_in": 5}}
+    alone = {m: train_cv(m, comp, folds, paths, overrides=cfg) for m, cfg in sets.items()}
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("cfblend.runs.cv.SIDE_BY_SIDE_ROWS", (0, 10**9))
+    pools, queued = [], []
+
+    class Recorded(executor.ProcessExecutor):
+        def __init__(self, workers: int, threads: int = 0):
+            pools.append((workers, threads))
+            super().__init__(workers, threads)
+
+        def map(self, fn, jobs):
+            queued.append(jobs[0]["name"])
+            return super().map(fn, jobs)
+
+    monkeypatch.setattr(executor, "ProcessExecutor", Recorded)
+    other = Paths(paths.input, tmp_path / "pooled")
+    ensure_folds(comp, other, k=3, seed=0)
+    pooled = train_members(list(sets), comp, folds, other, sets)
+    assert pools == [(2, 1)]
+    assert queued == ["bfm", "nn", "autorec"]
+    assert list(pooled) == list(sets)
+    for m in sets:
+        assert pooled[m]["oof_rmse"] == pytest.approx(alone[m]["oof_rmse"], abs=1e-6), m
+        np.testing.assert_allclose(pd.read_parquet(other.test(m))["pred"], pd.read_parquet(paths.test(m))["pred"],
+                                   atol=1e-5)
+    failing = Paths(paths.input, tmp_path / "failing")  # a member's error surfaces; the queued folds are cancelled
+    ensure_folds(comp, failing, k=3, seed=0)
+    with pytest.raises(ValueError, match="hidden"):
+        train_members(["autorec", "nn"], comp, folds, failing, {"autorec": {"hidden": 0}, "nn": sets["nn"]})
+    assert not list((failing.output / ".staging").glob("*"))

@@ -70,7 +70,7 @@ def cmd_folds(args) -> None:
 
 def cmd_train(args) -> None:
     from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, available, model_class, parse_set
-    from cfblend.runs import train_cv
+    from cfblend.runs import train_members
     from cfblend.runs.tune import with_tuned
 
     names = _models(args.model, DEFAULT_MODELS)
@@ -86,9 +86,7 @@ def cmd_train(args) -> None:
     folds, _ = load_folds(paths, comp)
     executor = _executor(args)
     try:
-        for name in names:
-            train_cv(name, comp, folds, paths, overrides=overrides[name] or None, overwrite=args.overwrite,
-                     executor=executor)
+        train_members(names, comp, folds, paths, {n: overrides[n] or None for n in names}, args.overwrite, executor)
     finally:
         executor.close()
 

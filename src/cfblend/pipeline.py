@@ -17,7 +17,7 @@ from cfblend.ensemble.predict import export_embeddings
 from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, available, model_class, parse_set
 from cfblend.paths import Paths
 from cfblend.report.run import run_report
-from cfblend.runs import train_cv
+from cfblend.runs import train_members
 from cfblend.runs.tune import with_tuned
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,7 @@ def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Path
     folder = make_competition(load_dataset(dataset, raw), split, paths.competition(name), seed=seed)
     comp = Competition.load(folder)
     fold_of = ensure_folds(comp, paths, k=k, seed=seed, overwrite=overwrite)
-    for m in trained:
-        train_cv(m, comp, fold_of, paths, overrides=per_model[m] or None, overwrite=overwrite, executor=executor)
+    train_members(trained, comp, fold_of, paths, {m: per_model[m] or None for m in trained}, overwrite, executor)
     run_blend(comp, paths, BlendConfig(models=list(models), method=blend_method))
     export_embeddings(paths, comp)
     run_report(comp, paths, html=html)

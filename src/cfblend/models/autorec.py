@@ -100,6 +100,8 @@ class AutoRecModel(Model[AutoRecConfig]):
 
     config_cls = AutoRecConfig
     suffix = ".pt"
+    side_by_side = True  # ml-1m, 2 cores: 2 folds as 1-thread processes in 71 s, against 46 s a fold on 2 threads
+    fit_bytes_per_rating = 500.0  # a fold of a 22.5M-rating competition peaked at 10.6 GB (large-data setting)
 
     def fit(self, train: pd.DataFrame) -> AutoRecModel:
         c = self.config

@@ -124,6 +124,9 @@ class Model(ABC, Generic[C]):
     suffix: ClassVar[str] = ".pt"
     cacheable: ClassVar[bool] = False  # the runner stores fitted fold models in the model cache
     single_threaded: ClassVar[bool] = False  # fits on one core: the local runner fits its folds side by side
+    # Uses every core, but a single-threaded process per core fits more folds per minute (small-step torch and
+    # LightGBM fits): the local runner fits its folds side by side on mid-sized sets (`runs.cv.SIDE_BY_SIDE_ROWS`).
+    side_by_side: ClassVar[bool] = False
     fit_bytes_per_rating: ClassVar[float] = 0.0  # a fold fit's peak memory per training rating (0: not known)
     requires: ClassVar[str | None] = None  # an optional package the model needs (e.g. "myfm")
     cache = None  # a cfblend.runs.cache.ModelCache, set by the runner, for models built on other models

@@ -109,6 +109,8 @@ class GBMModel(Model[GBMConfig]):
 
     config_cls = GBMConfig
     suffix = ".txt"
+    side_by_side = True  # ml-1m, 2 cores: 2 folds as 1-thread processes in 29 s, against 18 s a fold on 2 threads
+    fit_bytes_per_rating = 450.0  # a fold of a 22.5M-rating competition peaked at 9.5 GB (large-data setting)
 
     def _dot(self, rows: pd.DataFrame) -> DotModel:
         from cfblend.models import model_config  # the registered dot config, so the cache is shared

@@ -4,6 +4,6 @@ trusted (manifests, staging, the checks every reader makes), `cache` lends fitte
 models built on others (the GBM's dot models)."""
 
 from cfblend.runs.cv import CVResult, cross_validate, side_info
-from cfblend.runs.runner import fingerprint, train_cv, trained_members
+from cfblend.runs.runner import fingerprint, train_cv, train_members, trained_members
 
-__all__ = ["CVResult", "cross_validate", "fingerprint", "side_info", "train_cv", "trained_members"]
+__all__ = ["CVResult", "cross_validate", "fingerprint", "side_info", "train_cv", "train_members", "trained_members"]

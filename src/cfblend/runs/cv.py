@@ -44,6 +44,19 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+SIDE_BY_SIDE_ROWS = (50_000, 5_000_000)  # train rows for which a `side_by_side` member's folds run side by side
+
+
+def side_by_side_processes(cls: type, n_train: int, n_jobs: int) -> int:
+    """How many fold fits of model class `cls` a local run puts side by side, one single-threaded process each
+    (1: one after another in this process). A `single_threaded` member always, as far as memory holds; a
+    `side_by_side` one for a train set of `SIDE_BY_SIDE_ROWS`: below, starting the processes costs more than
+    it saves; above, a fold's large batches keep every core busy and two folds may not fit in memory."""
+    if cls.single_threaded or (cls.side_by_side and SIDE_BY_SIDE_ROWS[0] <= n_train <= SIDE_BY_SIDE_ROWS[1]):
+        return fold_processes(cls.fit_bytes_per_rating, n_train, n_jobs)
+    return 1
+
+
 def fold_processes(bytes_per_rating: float, n_train: int, n_jobs: int) -> int:
     """How many fold fits of a one-core member may run side by side: one per core, as many as there are
     jobs, and no more than the available memory holds at `bytes_per_rating` of the training set (plus 1 GB)
@@ -111,7 +124,8 @@ def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: d
     predictions of one more model fitted on every train row (OOF predictions always come from the folds).
 
     Each fold is one job (`fit_fold`) run by `executor` (`runs.executor`; default: here, in order, except
-    that the folds of a model that fits on one core run side by side, a process per core).
+    that the folds of a model that fits on one core, or runs faster so, run side by side, a single-threaded
+    process per core: `side_by_side_processes`).
     `cache` lends fitted models to models built on others (and keeps cacheable fold models); with
     `save_dir`, each fitted model is saved there as `fold<k><suffix>` or `refit<suffix>`.
     """
@@ -129,10 +143,9 @@ def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: d
     oof_cold = []
     pool = None
     cls = model_class(name)
-    if executor.name == "local" and cls.single_threaded and (
-            side_by_side := fold_processes(cls.fit_bytes_per_rating, len(comp.train), len(jobs))) > 1:
-        pool = executor = ProcessExecutor(side_by_side)
-        log.info("%s fits on one core: its %d folds run %d at a time in processes of their own", name, len(jobs),
+    if executor.name == "local" and (side_by_side := side_by_side_processes(cls, len(comp.train), len(jobs))) > 1:
+        pool = executor = ProcessExecutor(side_by_side, threads=1)
+        log.info("%s: its %d folds run %d at a time in single-threaded processes of their own", name, len(jobs),
                  pool.workers)
     try:
         for out in tqdm(_results(executor, jobs), total=len(jobs), desc=f"{name} folds", disable=None):

@@ -4,8 +4,9 @@
 Dask distributed cluster: the one at `SCHEDULER=<address>` (e.g. `tcp://10.0.0.5:8786`, started
 with `dask scheduler` and `dask worker <address>` on each machine), or a local cluster of
 `WORKERS` single-threaded worker processes when no address is given. In a local run, the folds of a
-member that fits on one core (`Model.single_threaded`: the Bayesian FMs) run side by side in a
-`ProcessExecutor`, one process per core. Each job reads the
+member that fits on one core (`Model.single_threaded`: the Bayesian FMs), or that does more work
+per second as one single-threaded process per core than as one process on every core
+(`Model.side_by_side`), run side by side in a `ProcessExecutor`, one process per core. Each job reads the
 competition it is sent and writes its fold model through the same atomic writer into the output
 folder, which every worker must reach (a shared file system for a real cluster); the results
 come back in job order, so the artifacts are the ones the local run writes.
@@ -36,17 +37,22 @@ class LocalExecutor:
 
 
 class ProcessExecutor:
-    """Runs jobs side by side in `workers` fresh (spawned) processes of this machine, results in job order.
-    For a member that fits on one core (`Model.single_threaded`), so a local run uses every core."""
+    """Runs jobs side by side in `workers` fresh (spawned) processes of this machine, results in job order,
+    each process limited to `threads` threads (0: no limit). For the folds of a member that fits on one core
+    (`Model.single_threaded`) or runs faster so (`Model.side_by_side`), so a local run uses every core."""
 
     name = "processes"
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, threads: int = 0):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        from cfblend.threads import limit_threads
+
         self.workers = workers
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=limit_threads if threads else None,
+                                         initargs=(threads,) if threads else ())
 
     def map(self, fn: Callable[..., Any], jobs: Sequence[dict[str, Any]]) -> Iterator[Any]:
         """Submit every job, then yield each result in job order as it is ready (a failed job raises its

@@ -15,6 +15,8 @@ import hashlib
 import json
 import logging
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ from cfblend.models import ANALYSIS_MODELS, REGISTRY, model_class, model_config
 from cfblend.paths import Paths
 from cfblend.runs import artifacts
 from cfblend.runs.cache import ModelCache
-from cfblend.runs.cv import cross_validate
+from cfblend.runs.cv import cross_validate, side_by_side_processes
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +101,63 @@ def train_cv(name: str, comp: Competition, folds: np.ndarray, paths: Paths,
     log.info("%s: OOF rmse %.4f (cv %.4f ± %.4f), fit %.1fs; cold-start test rows: %s", name, scores["oof_rmse"],
              scores["cv_rmse_mean"], scores["cv_rmse_std"], scores["fit_seconds"], scores["cold_start"]["test"])
     return scores
+
+
+def train_members(names: list[str], comp: Competition, folds: np.ndarray, paths: Paths,
+                  overrides: dict[str, dict[str, Any] | None], overwrite: bool = False,
+                  executor=None) -> dict[str, Any]:
+    """`train_cv` of each of `names`, in order; their scores by name. In a local run, consecutive members whose
+    folds run side by side (`runs.cv.side_by_side_processes`) share one pool of single-threaded processes,
+    every fold job of the group queued at once: no core waits at the end of each member for its last fold
+    (5 folds on 2 cores: a third round with one fold). The one-core members (the Gibbs samplers, the longest
+    folds) are queued first and the others' shorter folds fill the cores at the end; the queue's order is
+    fixed, so the schedule is the same from run to run. Members before a group are trained before it starts
+    (`gbm` reuses `dot`'s fold models). Scores come back in `names`' order."""
+    from cfblend.runs.executor import ProcessExecutor
+
+    def pooled(name: str) -> int:
+        k = int(folds.max()) + 1
+        local = executor is None or executor.name == "local"
+        return side_by_side_processes(model_class(name), len(comp.train), k) if local else 1
+
+    scores: dict[str, Any] = {}
+    i = 0
+    while i < len(names):
+        group = [names[i]]
+        while pooled(group[0]) > 1 and i + len(group) < len(names) and pooled(names[i + len(group)]) > 1:
+            group.append(names[i + len(group)])
+        i += len(group)
+        if len(group) == 1:
+            scores[group[0]] = train_cv(group[0], comp, folds, paths, overrides.get(group[0]), overwrite, executor)
+            continue
+        pool = ProcessExecutor(min(pooled(n) for n in group), threads=1)
+        log.info("%s: their folds run %d at a time in single-threaded processes of their own", ", ".join(group),
+                 pool.workers)
+        threads = ThreadPoolExecutor(len(group))
+        try:  # a thread per member submits its fold jobs to the one pool, collects them and commits its artifacts
+            runs = {}
+            for n in sorted(group, key=lambda n: not model_class(n).single_threaded):
+                queue = _Queue(pool)
+                runs[n] = threads.submit(train_cv, n, comp, folds, paths, overrides.get(n), overwrite, queue)
+                while not (queue.submitted.wait(0.05) or runs[n].done()):  # its folds queued (or nothing to do)
+                    pass
+            scores |= {n: runs[n].result() for n in group}
+        finally:
+            pool.close()  # after a failure: the other members' queued folds are cancelled, their staging removed
+            threads.shutdown()
+    return scores
+
+
+class _Queue:
+    """A shared process pool as one member's run sees it: says when that member's fold jobs are queued."""
+
+    name = "processes"
+
+    def __init__(self, pool):
+        self.pool, self.submitted = pool, threading.Event()
+
+    def map(self, fn, jobs):
+        """The pool's `map` (every job queued on return), then `submitted` set."""
+        results = self.pool.map(fn, jobs)
+        self.submitted.set()
+        return results
