@@ -10,7 +10,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "cfblend"
 # pipeline order; the top-level helpers (io, paths, errors) may be imported by every stage
 STAGES = ["data", "competition", "models", "runs", "ensemble", "report", "kaggle"]
-HELPERS = {"io", "paths", "errors"}
+HELPERS = {"io", "paths", "errors", "threads"}
 
 
 def imports_of(path: Path) -> set[str]:
