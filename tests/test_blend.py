@@ -224,3 +224,21 @@ def test_linear_and_fwls_built_by_row_blocks_solve_the_whole_design_problem(monk
     np.testing.assert_allclose(coef, np.linalg.solve(D.T @ D + np.eye(D.shape[1]), D.T @ y), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(_fwls_predict(X, M, coef), D @ coef, rtol=1e-12)
     assert blocks == [n, n]
+
+
+def test_auto_fits_the_fwls_of_a_fold_once_for_fwls_and_stack(monkeypatch):
+    """`stack`'s linear half is `fwls` fitted on the same rows: in `auto`'s honest CV each fold's fwls is fitted
+    once and shared (five folds, plus one final fit on every row for the winner), with the same results."""
+    import importlib
+
+    blend_module = importlib.import_module("cfblend.ensemble.blend")  # the module (the package exports `blend`)
+    X, y, folds, M = _synthetic(n=3000, regime=True, seed=3)
+    cfg = BlendConfig(method="auto", ridge=1.0)
+    before = blend_module.blend(X, X[:10], y, folds, M, M[:10], cfg, (-10.0, 20.0))
+    calls = []
+    fit = blend_module.fit_fwls
+    monkeypatch.setattr(blend_module, "fit_fwls", lambda *a: calls.append(1) or fit(*a))
+    after = blend_module.blend(X, X[:10], y, folds, M, M[:10], cfg, (-10.0, 20.0))
+    assert after.method == "stack" and len(calls) == 5 + 1
+    assert after.cv_by_method == before.cv_by_method
+    np.testing.assert_array_equal(after.test, before.test)

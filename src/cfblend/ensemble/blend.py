@@ -65,9 +65,10 @@ def _normal_equations(design, y: np.ndarray, n: int, block: int = 1_000_000) -> 
     so that at most `block` rows of `A` are ever in memory."""
     G = b = None
     for start in range(0, n, block):
-        A = design(slice(start, start + block))
+        rows = slice(start, start + block)
+        A = design(rows)
         G = A.T @ A if G is None else G + A.T @ A
-        b = A.T @ y[start:start + block] if b is None else b + A.T @ y[start:start + block]
+        b = A.T @ y[rows] if b is None else b + A.T @ y[rows]
     return G, b
 
 
@@ -136,7 +137,9 @@ class Blender:
     booster: Any = None  # stack: its LightGBM half
 
     @classmethod
-    def fit(cls, method: str, X: np.ndarray, M: np.ndarray, y: np.ndarray, cfg: BlendConfig) -> Blender:
+    def fit(cls, method: str, X: np.ndarray, M: np.ndarray, y: np.ndarray, cfg: BlendConfig,
+            half: Blender | None = None) -> Blender:
+        """`half`: the `fwls` blender already fitted on these rows (`stack`'s linear half), not fitted again."""
         if method == "linear":
             return cls(method, *fit_linear(X, y))
         if method == "hill":
@@ -148,7 +151,7 @@ class Blender:
             weights = np.array([coef[j * m:(j + 1) * m] @ mean_meta for j in range(X.shape[1])])
             return cls(method, weights, float(coef[-m:] @ mean_meta), coef)
         if method == "stack":  # reported weights: the linear half's, at the average row
-            half = cls.fit("fwls", X, M, y, cfg)
+            half = half or cls.fit("fwls", X, M, y, cfg)
             return cls(method, half.weights / 2, half.intercept / 2, half.coef, fit_stack_gbm(X, M, y, cfg))
         raise ValueError(f"unknown blend method {method!r}; use linear, hill, fwls, stack or auto")
 
@@ -161,12 +164,19 @@ class Blender:
 
 
 def honest_cv(method: str, X: np.ndarray, M: np.ndarray, y: np.ndarray, folds: np.ndarray, cfg: BlendConfig,
-              scale: tuple[float, float]) -> tuple[np.ndarray, list[float]]:
-    """OOF blend predictions with weights fit on the other folds, and the per-fold RMSE."""
+              scale: tuple[float, float],
+              fwls_fits: dict[int, Blender] | None = None) -> tuple[np.ndarray, list[float]]:
+    """OOF blend predictions with weights fit on the other folds, and the per-fold RMSE. `fwls_fits`: the
+    `fwls` blenders fitted per fold so far, shared by `fwls` and `stack` (whose linear half is the same fit)."""
     oof = np.empty(len(y))
     fold_rmse = []
+    fwls_fits = {} if fwls_fits is None else fwls_fits
     for k in range(int(folds.max()) + 1):
-        b = Blender.fit(method, X[folds != k], M[folds != k], y[folds != k], cfg)
+        rows = folds != k
+        half = None
+        if method in ("fwls", "stack"):
+            half = fwls_fits.get(k) or fwls_fits.setdefault(k, Blender.fit("fwls", X[rows], M[rows], y[rows], cfg))
+        b = half if method == "fwls" else Blender.fit(method, X[rows], M[rows], y[rows], cfg, half)
         oof[folds == k] = np.clip(b.predict(X[folds == k], M[folds == k]), *scale)
         fold_rmse.append(rmse(y[folds == k], oof[folds == k]))
     return oof, fold_rmse
@@ -194,7 +204,8 @@ def blend(X: np.ndarray, T: np.ndarray, y: np.ndarray, folds: np.ndarray, M: np.
     `linear`, `fwls` and `stack` has the lowest honest CV.
     """
     methods = ["linear", "fwls", "stack"] if cfg.method == "auto" else [cfg.method]
-    cv = {m: honest_cv(m, X, M, y, folds, cfg, scale) for m in methods}
+    fwls_fits: dict[int, Blender] = {}
+    cv = {m: honest_cv(m, X, M, y, folds, cfg, scale, fwls_fits) for m in methods}
     cv_rmse = {m: float(np.mean(f)) for m, (_, f) in cv.items()}
     method = min(methods, key=lambda m: cv_rmse[m])
     oof, fold_rmse = cv[method]

@@ -163,6 +163,12 @@ class BFMModel(Model[BFMConfig]):
         self.groups_ = [len(self.date_buckets_), len(self.user_days_), *(b.shape[1] for _, b in ublocks),
                         *(b.shape[1] for _, b in iblocks)]
         self.n_user_groups_ = len(ublocks)
+        self._index_rows()
+
+    def _index_rows(self) -> None:
+        """The lookups of the row features' vocabularies, built once (every `_design` call uses them)."""
+        self.date_index_ = IdIndex(self.date_buckets_, ordered=True)
+        self.user_day_index_ = IdIndex(self.user_days_, ordered=True)
 
     def _date_bucket(self, df: pd.DataFrame) -> np.ndarray:
         return np.floor(df["timestamp"].to_numpy(np.float64) / (86400.0 * self.config.date_days)).astype(np.int64)
@@ -175,10 +181,8 @@ class BFMModel(Model[BFMConfig]):
         """The row features (date bucket, user-day) and the two relation blocks of the rows of `df`."""
         RelationBlock = _myfm().RelationBlock
 
-        X = sps.hstack([_one_hot(IdIndex(self.date_buckets_, ordered=True)(self._date_bucket(df)) - 1,
-                                 len(self.date_buckets_)),
-                        _one_hot(IdIndex(self.user_days_, ordered=True)(self._user_day(df)) - 1,
-                                 len(self.user_days_))], format="csr")
+        X = sps.hstack([_one_hot(self.date_index_(self._date_bucket(df)) - 1, len(self.date_buckets_)),
+                        _one_hot(self.user_day_index_(self._user_day(df)) - 1, len(self.user_days_))], format="csr")
         return X, [RelationBlock(self.users_(df["user_id"]), self.user_block_),
                    RelationBlock(self.items_(df["item_id"]), self.item_block_)]
 
@@ -254,6 +258,7 @@ class BFMModel(Model[BFMConfig]):
         m.users_, m.items_ = IdIndex(z["users"], ordered=True), IdIndex(z["items"], ordered=True)
         m.date_buckets_, m.levels_, m.groups_ = z["date_buckets"], z["levels"], z["groups"].tolist()
         m.user_days_ = z["user_days"]
+        m._index_rows()
         m.seen_items_, m.n_user_groups_ = z["seen_items"], int(z["n_user_groups"])
         m.user_block_, m.item_block_ = (
             sps.csr_matrix((z[f"{b}_data"], z[f"{b}_indices"], z[f"{b}_indptr"]), shape=tuple(z[f"{b}_shape"]))

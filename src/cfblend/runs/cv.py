@@ -57,6 +57,18 @@ def side_by_side_processes(cls: type, n_train: int, n_jobs: int) -> int:
     return 1
 
 
+def fold_pool(names: list[str], n_train: int, n_jobs: int):
+    """A `ProcessExecutor` of single-threaded processes for the fold jobs of the members `names` (as many as
+    `side_by_side_processes` allows for every one of them), or None when they run one after another here."""
+    from cfblend.runs.executor import ProcessExecutor
+
+    n = min(side_by_side_processes(model_class(m), n_train, n_jobs) for m in names)
+    if n <= 1:
+        return None
+    log.info("%s: folds run %d at a time in single-threaded processes of their own", ", ".join(names), n)
+    return ProcessExecutor(n, threads=1)
+
+
 def fold_processes(bytes_per_rating: float, n_train: int, n_jobs: int) -> int:
     """How many fold fits of a one-core member may run side by side: one per core, as many as there are
     jobs, and no more than the available memory holds at `bytes_per_rating` of the training set (plus 1 GB)
@@ -129,7 +141,7 @@ def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: d
     `cache` lends fitted models to models built on others (and keeps cacheable fold models); with
     `save_dir`, each fitted model is saved there as `fold<k><suffix>` or `refit<suffix>`.
     """
-    from cfblend.runs.executor import LocalExecutor, ProcessExecutor
+    from cfblend.runs.executor import LocalExecutor
 
     executor = executor or LocalExecutor()
     k_folds = int(folds.max()) + 1
@@ -141,12 +153,8 @@ def cross_validate(name: str, comp: Competition, folds: np.ndarray, overrides: d
             for k in [*range(k_folds), *([-1] if refit else [])]]
     res = CVResult(oof=np.full(len(comp.train), np.nan), test=np.zeros(len(comp.test)))
     oof_cold = []
-    pool = None
-    cls = model_class(name)
-    if executor.name == "local" and (side_by_side := side_by_side_processes(cls, len(comp.train), len(jobs))) > 1:
-        pool = executor = ProcessExecutor(side_by_side, threads=1)
-        log.info("%s: its %d folds run %d at a time in single-threaded processes of their own", name, len(jobs),
-                 pool.workers)
+    pool = fold_pool([name], len(comp.train), len(jobs)) if executor.name == "local" else None
+    executor = pool or executor
     try:
         for out in tqdm(_results(executor, jobs), total=len(jobs), desc=f"{name} folds", disable=None):
             k = out["k"]

@@ -30,7 +30,7 @@ from cfblend.models import ANALYSIS_MODELS, REGISTRY, model_class, model_config
 from cfblend.paths import Paths
 from cfblend.runs import artifacts
 from cfblend.runs.cache import ModelCache
-from cfblend.runs.cv import cross_validate, side_by_side_processes
+from cfblend.runs.cv import cross_validate, fold_pool, side_by_side_processes
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +113,10 @@ def train_members(names: list[str], comp: Competition, folds: np.ndarray, paths:
     folds) are queued first and the others' shorter folds fill the cores at the end; the queue's order is
     fixed, so the schedule is the same from run to run. Members before a group are trained before it starts
     (`gbm` reuses `dot`'s fold models). Scores come back in `names`' order."""
-    from cfblend.runs.executor import ProcessExecutor
+    local = executor is None or executor.name == "local"
 
     def pooled(name: str) -> int:
-        k = int(folds.max()) + 1
-        local = executor is None or executor.name == "local"
-        return side_by_side_processes(model_class(name), len(comp.train), k) if local else 1
+        return side_by_side_processes(model_class(name), len(comp.train), int(folds.max()) + 1) if local else 1
 
     scores: dict[str, Any] = {}
     i = 0
@@ -127,12 +125,10 @@ def train_members(names: list[str], comp: Competition, folds: np.ndarray, paths:
         while pooled(group[0]) > 1 and i + len(group) < len(names) and pooled(names[i + len(group)]) > 1:
             group.append(names[i + len(group)])
         i += len(group)
-        if len(group) == 1:
-            scores[group[0]] = train_cv(group[0], comp, folds, paths, overrides.get(group[0]), overwrite, executor)
+        pool = fold_pool(group, len(comp.train), int(folds.max()) + 1) if len(group) > 1 else None
+        if pool is None:  # one member (it may still pool its own folds), or memory has shrunk since
+            scores |= {n: train_cv(n, comp, folds, paths, overrides.get(n), overwrite, executor) for n in group}
             continue
-        pool = ProcessExecutor(min(pooled(n) for n in group), threads=1)
-        log.info("%s: their folds run %d at a time in single-threaded processes of their own", ", ".join(group),
-                 pool.workers)
         threads = ThreadPoolExecutor(len(group))
         try:  # a thread per member submits its fold jobs to the one pool, collects them and commits its artifacts
             runs = {}
