@@ -123,8 +123,8 @@ submit: $(ENV)  ## kaggle competitions submit COMP=<slug> -f OUT/submission.csv 
 screenshot: $(ENV)  ## render OUT/report.html in headless Chromium -> OUT/report.png
 	$(PYTHON) scripts/screenshot_report.py "$$OUT/report.html" "$$OUT/report.png"
 
-bench: $(ENV)  ## our models vs Surprise (pip install -r bench/requirements-bench.txt first) -> bench/results/
-	$(PYTHON) bench/run.py --datasets "$$BENCH_DATASETS" --splits "$$BENCH_SPLITS"
+bench: $(ENV)  ## our models vs Surprise (pip install -r bench/requirements-bench.txt first; K=10: the heavier setting) -> bench/results/
+	$(PYTHON) bench/run.py --datasets "$$BENCH_DATASETS" --splits "$$BENCH_SPLITS" --k "$$K"
 
 test: $(ENV)  ## lint, then the test suite
 	$(PYTHON) -m ruff check src tests scripts bench

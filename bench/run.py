@@ -3,8 +3,8 @@
 Protocols: ml-100k's official 5-fold (u1..u5, the mean RMSE papers report) and ml-1m random
 90/10 (seeded). For each split:
 
-- our `dot`, `nn`, `gbm` and `blend` run through the competition pipeline exactly as `make all`
-  does (5-fold CV inside train, test prediction = mean of the fold models, blend on the OOF
+- every default member and the `blend` run through the competition pipeline exactly as `make all`
+  does (5-fold CV inside train, or `--k`, test prediction = mean of the fold models, blend on the OOF
   predictions), scored on the split's test rows;
 - for the timing comparison, `dot` (its numba trainer on the CPU), `dot_torch` (the same model
   with the torch trainer) and `nn` are also fitted once on the split's whole train set,
@@ -85,8 +85,9 @@ def ours_fit_predict(name: str, comp: Competition, test: pd.DataFrame, repeats: 
 
 
 def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], repeats: int, seed: int,
-                pipeline: bool = True) -> list[dict]:
-    """All rows of the table for one split (`pipeline=False`: the one-fit comparisons only)."""
+                pipeline: bool = True, k: int = 5) -> list[dict]:
+    """All rows of the table for one split (`pipeline=False`: the one-fit comparisons only; `k`: the
+    pipeline's folds)."""
     paths = Paths(work / "input", work / "output" / f"{dataset}-{split}")
     spec = get_spec(dataset)
     raw = ensure_dataset(spec, paths.input)
@@ -96,11 +97,11 @@ def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], re
     rows = []
     t0 = time.perf_counter()
     if pipeline:
-        run_pipeline(dataset, split, paths, models=DEFAULT_MODELS, seed=seed, html=False)
+        run_pipeline(dataset, split, paths, models=DEFAULT_MODELS, k=k, seed=seed, html=False)
     pipeline_s = time.perf_counter() - t0
     for m in (*[m for m in DEFAULT_MODELS if m != "global_mean"], "blend") if pipeline else ():
         pred = pd.read_parquet(paths.test(m)).set_index("id").loc[comp.test["id"], "pred"].to_numpy()
-        rows.append({"split": split, "model": f"{m} (5-fold CV, as make all)", "rmse": rmse(y, pred),
+        rows.append({"split": split, "model": f"{m} ({k}-fold CV, as make all)", "rmse": rmse(y, pred),
                      "fit_s": np.nan, "ratings_per_s_per_epoch": np.nan})
     if pipeline:
         rows.append({"split": split, "model": "pipeline: all models + blend", "rmse": np.nan, "fit_s": pipeline_s,
@@ -135,16 +136,16 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
 
 
 def run_bench(datasets: list[str], work: Path, results: Path, peers: tuple[str, ...], repeats: int, seed: int,
-              splits: list[str] | None = None, pipeline: bool = True) -> dict[str, pd.DataFrame]:
+              splits: list[str] | None = None, pipeline: bool = True, k: int = 5) -> dict[str, pd.DataFrame]:
     """Run the protocols and write `results/<dataset>.md`."""
     tables = {}
     for ds in datasets:
         rows = []
         for split in splits or PROTOCOLS[ds]:
-            rows += bench_split(ds, split, work, peers, repeats, seed, pipeline)
+            rows += bench_split(ds, split, work, peers, repeats, seed, pipeline, k)
         table = summarise(rows)
         per_split = pd.DataFrame(rows).pivot_table(index="model", columns="split", values="rmse", sort=False)
-        note = "" if pipeline else "The 5-fold pipeline rows were skipped in this run (--no-pipeline).\n"
+        note = "" if pipeline else f"The {k}-fold pipeline rows were skipped in this run (--no-pipeline).\n"
         header = (note + machine_line(["torch", "lightgbm", "pandas", "numpy", "scikit-learn", "scikit-surprise"])
                   + "\n\n"
                   f"Protocol: {', '.join(splits or PROTOCOLS[ds])}; rmse = mean over splits of the test RMSE; "
@@ -167,10 +168,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--peers", default=",".join(PEERS))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--k", type=int, default=5, help="the pipeline's folds (10: the heavier setting)")
     p.add_argument("--work", default="", help="folder for data and artifacts (default: a temp folder)")
     p.add_argument("--input", default="input", help="where the datasets are (or are fetched to)")
     p.add_argument("--results", default="bench/results")
-    p.add_argument("--no-pipeline", action="store_true", help="skip the 5-fold pipeline; one-fit comparisons only")
+    p.add_argument("--no-pipeline", action="store_true", help="skip the pipeline; one-fit comparisons only")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -183,7 +185,7 @@ def main(argv: list[str]) -> int:
                 (work / "input" / ds).symlink_to(src.resolve())
         run_bench(args.datasets.split(","), work, Path(args.results),
                   tuple(x for x in args.peers.split(",") if x), args.repeats, args.seed,
-                  [s for s in args.splits.split(",") if s] or None, pipeline=not args.no_pipeline)
+                  [s for s in args.splits.split(",") if s] or None, pipeline=not args.no_pipeline, k=args.k)
     return 0
 
 

@@ -16,13 +16,19 @@ from cfblend.runs import side_info
 FAST = {"rank": 4, "sweeps": 30, "burn_in": 5}
 
 
-@pytest.mark.parametrize("name, chains", [("bfm", 1), ("bfm_op", 1), ("bfm", 2), ("bfm_op", 2)])
+@pytest.mark.parametrize("name, chains", [("bfm", 1), ("bfm_op", 1), ("bfm", 2), ("bfm_op", 2), ("bfm_opu", 1),
+                                         ("bfm_opu", 2)])
 def test_bfm_learns_is_seeded_and_round_trips(comp_env, tmp_path, name, chains):
     comp, folds, _ = comp_env
     fit, val = comp.train[folds != 0], comp.train[folds == 0]
     side = side_info(comp)
     config = {**FAST, "chains": chains, "saved_samples": 25 * chains}
+    if name == "bfm_opu":  # about half the users have this many training rows here
+        config["user_cutpoints"] = 16
     model = make_model(name, side, config).fit(fit)
+    if name == "bfm_opu":  # a set of cutpoints per heavy user, and the shared set for the others
+        assert 0 < len(model.cut_users_) < fit["user_id"].nunique() and model.pooled_
+        assert len(model.fms_[0].predictor_.samples[0].cutpoints) == len(model.cut_users_) + 1
     p = model.predict(val)
     assert np.isfinite(p).all() and (p >= 1).all() and (p <= 5).all()
     assert rmse(val["rating"], p) < rmse(val["rating"], np.full(len(val), fit["rating"].mean())) - 0.05
@@ -32,6 +38,42 @@ def test_bfm_learns_is_seeded_and_round_trips(comp_env, tmp_path, name, chains):
     model.save(tmp_path / "m.npz")
     again = BFMModel.load(tmp_path / "m.npz", side)  # every kept sample saved: the same predictions
     np.testing.assert_allclose(again.predict(val), p, atol=1e-5)
+
+
+def test_user_cutpoints_learn_how_each_user_reads_the_scale(comp_env):
+    """Half the users rate 1 or 5 only, the others on the full scale, from the same item quality: shared
+    cutpoints cannot say both, cutpoints per user can; each row is predicted under its user's set (by
+    hand: P(level <= l) = Phi(c_l - score), averaged over the samples)."""
+    from scipy.special import ndtr
+
+    comp, _, _ = comp_env
+    rng = np.random.default_rng(0)
+    u, i = np.meshgrid(comp.train["user_id"].unique(), comp.train["item_id"].unique())  # every pair: 60+ rows a user
+    df = pd.DataFrame({"user_id": u.ravel(), "item_id": i.ravel(),
+                       "timestamp": 880_000_000 + rng.integers(0, 10**7, u.size)})
+    z = rng.normal(0, 1, df["item_id"].max() + 1)[df["item_id"]] + rng.normal(0, 0.5, len(df))
+    polar = df["user_id"].to_numpy() % 2 == 0
+    df["rating"] = np.where(polar, np.where(z < 0, 1, 5), np.digitize(z, [-1.5, -0.5, 0.5, 1.5]) + 1).astype(float)
+    held = rng.random(len(df)) < 0.2
+    fit, val = df[~held], df[held]
+    side, config = side_info(comp), {**FAST, "sweeps": 40, "burn_in": 8}
+    shared = make_model("bfm_op", side, config).fit(fit).predict(val)
+    model = make_model("bfm_opu", side, {**config, "user_cutpoints": 10}).fit(fit)
+    own = model.predict(val)
+    assert len(model.cut_users_) == fit["user_id"].nunique() and not model.pooled_  # every user has 10 rows
+    assert rmse(val["rating"], own) < rmse(val["rating"], shared) - 0.02  # 0.978 against 1.028
+    rows = val.head(5)
+    X, rel = model._design(rows)
+    want = np.zeros(len(rows))
+    for s in model.fms_[0].predictor_.samples:
+        cut = np.stack(s.cutpoints)[model.users_.__class__(model.cut_users_, ordered=True)(rows["user_id"])]
+        below = ndtr(cut - s.predict_score(X, rel)[:, None])
+        want += np.diff(np.column_stack([np.zeros(len(rows)), below, np.ones(len(rows))]), axis=1) @ [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(own[:5], want / len(model.fms_[0].predictor_.samples))
+    cold = model.predict(rows.assign(user_id=10**6))  # an unknown user: the mean of the users' sets
+    assert np.isfinite(cold).all() and (cold >= 1).all() and (cold <= 5).all()
+    with pytest.raises(ValueError, match="ordered_probit"):
+        make_model("bfm", side, {"user_cutpoints": 5})
 
 
 def test_unseen_users_and_items_are_predicted_from_what_is_known(comp_env):
