@@ -28,7 +28,7 @@ shift of the score (a user bias) cannot say that one user never gives a 1 or spl
 `bfm_opu` gives every user with at least `user_cutpoints` training ratings cutpoints of their own
 (OrdRec's user thresholds, Koren and Sill 2011), sampled with the rest; lighter and unseen users
 share one set. Which users qualify depends on their rating counts, never on a rating. On ml-100k u1,
-25 gave the best OOF and blend of the thresholds 0 (every user), 25, 50 and 150; the blend went from
+25 gave the best OOF and blend of the thresholds 1 (every user), 25, 50 and 150; the blend went from
 0.8693 to 0.8676 with `bfm_opu` as a third Bayesian member.
 
 Cold start: an unseen user or item has no id feature but keeps the rest of its block, the
