@@ -4,6 +4,10 @@ leaderboard (and the same predictions) as the run in this process."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -135,6 +139,35 @@ def test_a_process_executor_limits_its_workers_threads(monkeypatch):
             assert min(next(iter(free.map(_threads, [{}])))) > 1
         finally:
             free.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie nobody reaped has exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_fold_worker_exits_when_the_process_that_started_it_dies():
+    """A killed run leaves no fold worker training on: the worker's watchdog (`init_worker`, the pool's
+    initializer) sees its parent gone and exits. Without it the worker below would sleep for a minute."""
+    if not Path("/proc").is_dir():
+        pytest.skip("needs /proc to read a process's state")
+    worker = "from cfblend.threads import init_worker; import time; init_worker(0, poll=0.05); time.sleep(60)"
+    starter = ("import subprocess, sys; w = subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
+               "print(w.pid, flush=True); w.wait()")
+    parent = subprocess.Popen([sys.executable, "-c", starter, worker], stdout=subprocess.PIPE, text=True)
+    pid = int(parent.stdout.readline())
+    time.sleep(1.0)
+    assert _running(pid)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(pid)
 
 
 def test_which_members_fit_their_folds_side_by_side(monkeypatch):

@@ -47,12 +47,11 @@ class ProcessExecutor:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        from cfblend.threads import limit_threads
+        from cfblend.threads import init_worker
 
         self.workers = workers
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=limit_threads if threads else None,
-                                         initargs=(threads,) if threads else ())
+                                         initializer=init_worker, initargs=(threads,))
 
     def map(self, fn: Callable[..., Any], jobs: Sequence[dict[str, Any]]) -> Iterator[Any]:
         """Submit every job, then yield each result in job order as it is ready (a failed job raises its
