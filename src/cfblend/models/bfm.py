@@ -117,7 +117,7 @@ def _fit_cutpoint_groups(fm, X: sps.csr_matrix, y: np.ndarray, rel: list, cut: n
                          groups: list[int], sweeps: int, kept: int):
     """`fm.fit` of a `MyFMOrderedProbit` with a set of cutpoints per group of rows (`cut`: each row's group,
     0..G-1). myFM's sampler takes cutpoint groups but its `fit` passes one, so this calls its `_fit` (myfm
-    0.4.0 is pinned)."""
+    0.4.0 is pinned); with one group it samples exactly what `fit` does (the same numbers)."""
     from myfm._myfm import ConfigBuilder
 
     n_groups = int(cut.max()) + 1
@@ -237,11 +237,7 @@ class BFMModel(Model[BFMConfig]):
             if c.likelihood == "regression":
                 fm = myfm.MyFMRegressor(rank=c.rank, init_stdev=c.init_std, random_seed=seed)
                 fm.fit(X, y, X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept, group_shapes=groups)
-            elif not len(self.cut_users_):
-                fm = myfm.MyFMOrderedProbit(rank=c.rank, init_stdev=c.init_std, random_seed=seed)
-                fm.fit(X, np.searchsorted(self.levels_, y), X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept,
-                       group_shapes=groups)
-            else:
+            else:  # one set of cutpoints (what `MyFMOrderedProbit.fit` does), or one per user with `user_cutpoints`
                 fm = _fit_cutpoint_groups(myfm.MyFMOrderedProbit(rank=c.rank, init_stdev=c.init_std, random_seed=seed),
                                           X, np.searchsorted(self.levels_, y), rel, cut, len(self.levels_), groups,
                                           c.sweeps, kept)
