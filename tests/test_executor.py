@@ -52,6 +52,25 @@ def test_a_local_dask_cluster_gives_the_in_process_leaderboard(comp_env, tmp_pat
     assert sorted(p.name for p in other.models("dot").iterdir()) == ["fold0.pt", "fold1.pt", "fold2.pt"]
 
 
+def _omp_threads() -> str | None:
+    return os.environ.get("OMP_NUM_THREADS")
+
+
+def test_a_local_dask_cluster_leaves_the_thread_settings_of_this_process_alone(monkeypatch):
+    """Dask's nannies set OMP_NUM_THREADS=1 in the environment of the process that starts them, for their
+    workers; left there, everything this process runs after the cluster (a blend, the next member) would
+    start single-threaded."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    executor = make_executor("dask", workers=1)
+    try:
+        assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "3"
+        assert executor.map(_omp_threads, [{}]) == ["1"]  # the worker still runs on one thread
+    finally:
+        executor.close()
+    assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "3"
+
+
 def test_an_unknown_executor_is_refused():
     with pytest.raises(ValueError, match="EXECUTOR='spark'"):
         make_executor("spark")
@@ -125,7 +144,7 @@ def test_a_process_executor_limits_its_workers_threads(monkeypatch):
     from cfblend.runs.executor import ProcessExecutor
     from cfblend.threads import THREAD_VARIABLES
 
-    for var in THREAD_VARIABLES:  # a local Dask cluster started by an earlier test leaves OMP_NUM_THREADS=1 behind
+    for var in THREAD_VARIABLES:  # the libraries' defaults, whatever the shell running the tests set
         monkeypatch.delenv(var, raising=False)
 
     limited = ProcessExecutor(1, threads=1)

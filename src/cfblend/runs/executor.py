@@ -64,8 +64,30 @@ class ProcessExecutor:
         self._pool.shutdown(cancel_futures=True)
 
 
+def _dask_spawn_environ() -> dict[str, str | None]:
+    """This process's values of the variables a Dask nanny sets in *its own* environment before it spawns a
+    worker (`distributed.nanny.pre-spawn-environ`: OMP_NUM_THREADS=1 and the like) and never puts back."""
+    import dask
+
+    keys = {*dask.config.get("distributed.nanny.pre-spawn-environ", {}), "PYTHONHASHSEED"}
+    return {k: os.environ.get(k) for k in keys}
+
+
+def _restore_environ(saved: dict[str, str | None]) -> None:
+    """Put the variables of `saved` back as they were (None: unset)."""
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 class DaskExecutor:
-    """Runs jobs on a Dask distributed cluster (`scheduler` address) or on a local cluster of `workers`."""
+    """Runs jobs on a Dask distributed cluster (`scheduler` address) or on a local cluster of `workers`.
+
+    A local cluster's nannies set OMP_NUM_THREADS=1 (and more) in this process's environment to pass it to
+    their workers; the executor puts this process's own values back, so that what runs here after it
+    (`make all` goes on to blend, report) keeps its threads."""
 
     name = "dask"
 
@@ -79,7 +101,9 @@ class DaskExecutor:
             self.client = Client(scheduler)
         else:
             n = workers or max(1, os.cpu_count() or 1)
+            self._environ = _dask_spawn_environ()
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            _restore_environ(self._environ)
             self.client = Client(self._cluster)
         log.info("dask: %s, %d workers", self.client.scheduler.address,
                  len(self.client.scheduler_info().get("workers", {})))
@@ -105,6 +129,7 @@ class DaskExecutor:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+            _restore_environ(self._environ)  # a worker restarted by its nanny sets them again
 
 
 def make_executor(kind: str = "local", scheduler: str = "", workers: int = 0) -> LocalExecutor | DaskExecutor:
