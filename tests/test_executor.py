@@ -160,6 +160,46 @@ def test_a_process_executor_limits_its_workers_threads(monkeypatch):
             free.close()
 
 
+MAIN_SCRIPT_WITH_TORCH = """
+import sys
+sys.path.insert(0, {src!r})
+import numba, numpy, torch  # at the top, before any worker's thread limit: as bench/run.py, a notebook, a kernel
+from cfblend.runs.executor import ProcessExecutor
+
+
+def probe():
+    import lightgbm, numba, torch
+    from threadpoolctl import threadpool_info
+
+    pools = sorted({{(i["user_api"], i["num_threads"]) for i in threadpool_info()}})
+    return torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, pools
+
+
+if __name__ == "__main__":
+    pool = ProcessExecutor(1, threads=1)
+    print(next(iter(pool.map(probe, [{{}}]))))
+    pool.close()
+"""
+
+
+def test_a_fold_worker_is_single_threaded_even_when_the_main_script_loaded_torch_first(tmp_path):
+    """A spawned worker imports its parent's main script before its initializer runs: a script that imports
+    torch, numba or numpy at the top had OpenMP, numba and BLAS set up for every core before the limit, and two
+    such workers on two cores thrashed (`make bench`: an nn fold took 511 s instead of 26)."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: every thread pool has one thread anyway")
+    from cfblend.threads import THREAD_VARIABLES
+
+    script = tmp_path / "main.py"
+    script.write_text(MAIN_SCRIPT_WITH_TORCH.format(src=str(Path(__file__).resolve().parents[1] / "src")))
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    torch_threads, numba_threads, pools = eval(run.stdout.strip().splitlines()[-1])
+    assert (torch_threads, numba_threads) == (1, 1)
+    assert pools and all(n == 1 for _, n in pools), pools  # OpenMP (torch's, LightGBM's) and BLAS
+
+
 def _running(pid: int) -> bool:
     """Whether process `pid` exists and has not exited (a zombie nobody reaped has exited)."""
     try:

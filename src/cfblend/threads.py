@@ -1,12 +1,15 @@
 """Thread limits for a worker process that shares the machine's cores with others, and its exit with
 its parent.
 
-Kept free of numeric imports: a fresh (spawned) worker runs `limit_threads` before it imports torch,
-numba or LightGBM, which read these variables once, when they load."""
+Kept free of numeric imports: torch, numba, LightGBM and the BLAS read these variables once, when they load,
+so a fresh (spawned) worker sets them before it imports them. A spawned worker imports its parent's main
+script first, though (before the pool's initializer), and a script that imports torch at the top (a
+notebook's, `bench/run.py`, a Kaggle kernel) has loaded them already: those are limited where they stand."""
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -18,6 +21,25 @@ def limit_threads(n: int) -> None:
     BLAS; numba)."""
     for var in THREAD_VARIABLES:
         os.environ[var] = str(n)
+    _limit_loaded(n)
+
+
+def _limit_loaded(n: int) -> None:
+    """`n` threads for the numeric libraries this process has loaded already (they read the variables when
+    they loaded): torch's intra-op threads, numba's pool (when it has not started yet) and every OpenMP and
+    BLAS runtime (threadpoolctl; LightGBM shares torch's OpenMP)."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    if "numba" in sys.modules:
+        from numba.core import config
+        from numba.np.ufunc import parallel
+
+        if not parallel._is_initialized:  # numba's threads start on the first parallel call, with this count
+            config.reload_config()
+    if {"numpy", "torch", "lightgbm"} & sys.modules.keys():
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)  # applies now; the returned object only restores the old limits if asked
 
 
 def init_worker(threads: int, poll: float = 1.0) -> None:
