@@ -163,14 +163,25 @@ def test_a_process_executor_limits_its_workers_threads(monkeypatch):
 MAIN_SCRIPT_WITH_TORCH = """
 import sys
 sys.path.insert(0, {src!r})
-import numba, numpy, torch  # at the top, before any worker's thread limit: as bench/run.py, a notebook, a kernel
+import lightgbm, numba, numpy, torch  # at the top, before the worker's limit: as bench/run.py, a notebook, a kernel
 from cfblend.runs.executor import ProcessExecutor
 
 
+@numba.njit(parallel=True)
+def total(a):
+    s = 0.0
+    for i in numba.prange(len(a)):
+        s += a[i]
+    return s
+
+
 def probe():
-    import lightgbm, numba, torch
+    import lightgbm, numba, numpy, torch
     from threadpoolctl import threadpool_info
 
+    x = numpy.random.default_rng(0).normal(size=(2000, 5))
+    lightgbm.train({{"num_threads": 0, "verbosity": -1}}, lightgbm.Dataset(x, x[:, 0]), 5)  # as gbm: "num_threads": 0
+    total(x[:, 0])  # numba's pool starts here (the dot trainer's blocks)
     pools = sorted({{(i["user_api"], i["num_threads"]) for i in threadpool_info()}})
     return torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, pools
 

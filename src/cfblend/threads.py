@@ -1,17 +1,19 @@
 """Thread limits for a worker process that shares the machine's cores with others, and its exit with
 its parent.
 
-Kept free of numeric imports: torch, numba, LightGBM and the BLAS read these variables once, when they load,
-so a fresh (spawned) worker sets them before it imports them. A spawned worker imports its parent's main
-script first, though (before the pool's initializer), and a script that imports torch at the top (a
-notebook's, `bench/run.py`, a Kaggle kernel) has loaded them already: those are limited where they stand."""
+torch, numba, LightGBM and the BLAS read these variables once, when they load, so a worker must have them
+before it imports any of them. A spawned worker imports its parent's main script first, before the
+pool's initializer runs, and a script that imports torch at the top (a notebook's, `bench/run.py`, a
+Kaggle kernel) would load them on every core: `spawn_context` starts each worker with the variables
+already in its environment. Kept free of numeric imports."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import sys
 import threading
 import time
+from multiprocessing.context import SpawnContext, SpawnProcess
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -21,25 +23,41 @@ def limit_threads(n: int) -> None:
     BLAS; numba)."""
     for var in THREAD_VARIABLES:
         os.environ[var] = str(n)
-    _limit_loaded(n)
 
 
-def _limit_loaded(n: int) -> None:
-    """`n` threads for the numeric libraries this process has loaded already (they read the variables when
-    they loaded): torch's intra-op threads, numba's pool (when it has not started yet) and every OpenMP and
-    BLAS runtime (threadpoolctl; LightGBM shares torch's OpenMP)."""
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n)
-    if "numba" in sys.modules:
-        from numba.core import config
-        from numba.np.ufunc import parallel
+class _LimitedProcess(SpawnProcess):
+    """A spawned process whose environment has `threads` threads in the variables above from its first
+    instruction: the parent's environment holds them while the process starts."""
 
-        if not parallel._is_initialized:  # numba's threads start on the first parallel call, with this count
-            config.reload_config()
-    if {"numpy", "torch", "lightgbm"} & sys.modules.keys():
-        from threadpoolctl import threadpool_limits
+    threads = 0
 
-        threadpool_limits(n)  # applies now; the returned object only restores the old limits if asked
+    def start(self) -> None:
+        saved = {var: os.environ.get(var) for var in THREAD_VARIABLES}
+        limit_threads(self.threads)
+        try:
+            super().start()
+        finally:
+            for var, value in saved.items():
+                if value is None:
+                    os.environ.pop(var, None)
+                else:
+                    os.environ[var] = value
+
+
+class _LimitedSpawnContext(SpawnContext):
+    def __init__(self, threads: int):
+        self.threads = threads
+
+    def Process(self, *args, **kwargs) -> _LimitedProcess:  # multiprocessing's name
+        process = _LimitedProcess(*args, **kwargs)
+        process.threads = self.threads
+        return process
+
+
+def spawn_context(threads: int) -> SpawnContext:
+    """A "spawn" multiprocessing context whose processes start with `threads` threads in the variables above
+    (0: the parent's environment as it is)."""
+    return _LimitedSpawnContext(threads) if threads else multiprocessing.get_context("spawn")
 
 
 def init_worker(threads: int, poll: float = 1.0) -> None:

@@ -44,14 +44,13 @@ class ProcessExecutor:
     name = "processes"
 
     def __init__(self, workers: int, threads: int = 0):
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        from cfblend.threads import init_worker
+        from cfblend.threads import init_worker, spawn_context
 
         self.workers = workers
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=init_worker, initargs=(threads,))
+        self._pool = ProcessPoolExecutor(workers, mp_context=spawn_context(threads), initializer=init_worker,
+                                         initargs=(threads,))
 
     def map(self, fn: Callable[..., Any], jobs: Sequence[dict[str, Any]]) -> Iterator[Any]:
         """Submit every job, then yield each result in job order as it is ready (a failed job raises its
