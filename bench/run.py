@@ -135,9 +135,14 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
     return out.reset_index()
 
 
+def results_name(dataset: str, k: int) -> str:
+    """`<dataset>.md` for the default 5 folds, `<dataset>-k<k>.md` otherwise (both settings' tables kept)."""
+    return f"{dataset}.md" if k == 5 else f"{dataset}-k{k}.md"
+
+
 def run_bench(datasets: list[str], work: Path, results: Path, peers: tuple[str, ...], repeats: int, seed: int,
               splits: list[str] | None = None, pipeline: bool = True, k: int = 5) -> dict[str, pd.DataFrame]:
-    """Run the protocols and write `results/<dataset>.md`."""
+    """Run the protocols and write `results/<dataset>.md` (`<dataset>-k<k>.md` when `k` is not 5)."""
     tables = {}
     for ds in datasets:
         rows = []
@@ -154,7 +159,7 @@ def run_bench(datasets: list[str], work: Path, results: Path, peers: tuple[str, 
         md = to_markdown(table, f"Benchmark: {ds}") + "\n" + header + "\n" + to_markdown(
             per_split.reset_index(), "Test RMSE per split")
         results.mkdir(parents=True, exist_ok=True)
-        (results / f"{ds}.md").write_text(md)
+        (results / results_name(ds, k)).write_text(md)
         log.info("%s:\n%s", ds, table.to_string(index=False, float_format="%.4f"))
         tables[ds] = table
     return tables

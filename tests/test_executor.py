@@ -163,7 +163,7 @@ def test_a_process_executor_limits_its_workers_threads(monkeypatch):
 MAIN_SCRIPT_WITH_TORCH = """
 import sys
 sys.path.insert(0, {src!r})
-import lightgbm, numba, numpy, torch  # at the top, before the worker's limit: as bench/run.py, a notebook, a kernel
+import lightgbm, numba, numpy, torch  # at the top, before the worker's limit: as bench/run.py or a notebook does
 from cfblend.runs.executor import ProcessExecutor
 
 

@@ -3,9 +3,9 @@ its parent.
 
 torch, numba, LightGBM and the BLAS read these variables once, when they load, so a worker must have them
 before it imports any of them. A spawned worker imports its parent's main script first, before the
-pool's initializer runs, and a script that imports torch at the top (a notebook's, `bench/run.py`, a
-Kaggle kernel) would load them on every core: `spawn_context` starts each worker with the variables
-already in its environment. Kept free of numeric imports."""
+pool's initializer runs, and a script that imports torch at the top (`bench/run.py`, a notebook's) would
+load them on every core: `spawn_context` starts each worker with the variables already in its
+environment. Kept free of numeric imports."""
 
 from __future__ import annotations
 

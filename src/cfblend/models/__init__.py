@@ -35,6 +35,7 @@ REGISTRY: dict[str, tuple[type[Model], ModelConfig]] = {
     "bfm": (BFMModel, BFMConfig()),  # Bayesian FM, Gaussian likelihood
     "bfm_op": (BFMModel, BFMConfig(likelihood="ordered_probit")),  # Bayesian FM, ordered probit
     "bfm_opu": (BFMModel, BFMConfig(likelihood="ordered_probit", user_cutpoints=25)),  # and cutpoints per user
+    "bfm_opi": (BFMModel, BFMConfig(likelihood="ordered_probit", item_cutpoints=25)),  # or per item
     # trained for the report's heavy-rater check; never blended or ranked
     "dot_no_heavy": (DotModel, DotConfig(drop_heavy_raters=0.01)),
 }

@@ -1,6 +1,6 @@
 """Bayesian factorization machine (Gibbs sampling, with myFM), registered as `bfm` (Gaussian
-likelihood), `bfm_op` (ordered probit over the rating levels) and `bfm_opu` (ordered probit with
-cutpoints per user).
+likelihood), `bfm_op` (ordered probit over the rating levels), `bfm_opu` (ordered probit with
+cutpoints per user) and `bfm_opi` (cutpoints per item).
 
 Features come as *relation blocks* (Rendle 2013, "Scaling factorization machines to relational
 data"): each rating row points to one row of a user block and one row of an item block, so the
@@ -29,7 +29,9 @@ shift of the score (a user bias) cannot say that one user never gives a 1 or spl
 (OrdRec's user thresholds, Koren and Sill 2011), sampled with the rest; lighter and unseen users
 share one set. Which users qualify depends on their rating counts, never on a rating. On ml-100k u1,
 25 gave the best OOF and blend of the thresholds 1 (every user), 25, 50 and 150; the blend went from
-0.8693 to 0.8676 with `bfm_opu` as a third Bayesian member.
+0.8693 to 0.8676 with `bfm_opu` as a third Bayesian member. `bfm_opi` does the same per item
+(`item_cutpoints`): a film some love and others hate is read on the scale differently from one every
+rater calls "fine". A row has one set of cutpoints, so one member takes users and the other items.
 
 Cold start: an unseen user or item has no id feature but keeps the rest of its block, the
 implicit set included (a test-only user is known by the items they rated).
@@ -75,20 +77,24 @@ class BFMConfig(ModelConfig):
     year_bin: int = 5  # width of the release-year buckets, in years
     init_std: float = 0.1
     user_cutpoints: int = 0  # ordered probit: users with this many training ratings get cutpoints of their own (0: off)
+    item_cutpoints: int = 0  # the same per item (one of the two: a row has one set of cutpoints)
     chains: int = 1  # independent Gibbs chains (seeds seed, seed + 1000, ...), averaged
     saved_samples: int = 32  # posterior samples written by `save` (split between the chains)
-    workers: int = 1  # prediction threads (faster, last-bit differences); user cutpoints predict on one
+    workers: int = 1  # prediction threads (faster, last-bit differences); own cutpoints predict on one
 
     limits: ClassVar[dict[str, str]] = {"rank": ">=1", "sweeps": ">=2", "burn_in": ">=0", "date_days": ">=0",
-                                        "user_cutpoints": ">=0", "chains": ">=1", "year_bin": ">=1", "init_std": ">0",
-                                        "saved_samples": ">=1", "workers": ">=1"}
+                                        "user_cutpoints": ">=0", "item_cutpoints": ">=0", "chains": ">=1",
+                                        "year_bin": ">=1", "init_std": ">0", "saved_samples": ">=1", "workers": ">=1"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"BFMConfig.likelihood: {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
-        if self.user_cutpoints and self.likelihood != "ordered_probit":
-            raise ValueError("BFMConfig.user_cutpoints: cutpoints need likelihood=ordered_probit")
+        for key in ("user_cutpoints", "item_cutpoints"):
+            if getattr(self, key) and self.likelihood != "ordered_probit":
+                raise ValueError(f"BFMConfig.{key}: cutpoints need likelihood=ordered_probit")
+        if self.user_cutpoints and self.item_cutpoints:
+            raise ValueError("BFMConfig.user_cutpoints, item_cutpoints: a row has one set of cutpoints; set one")
         if self.burn_in >= self.sweeps:
             raise ValueError(f"BFMConfig.burn_in: {self.burn_in} must be below sweeps ({self.sweeps})")
 
@@ -227,8 +233,9 @@ class BFMModel(Model[BFMConfig]):
         groups = [g for g in self.groups_ if g]  # a group without columns has no prior to sample
         kept = c.sweeps - c.burn_in
         self.levels_ = np.unique(y) if c.likelihood == "ordered_probit" else np.zeros(0)
-        ids, counts = np.unique(train["user_id"].to_numpy(), return_counts=True)
-        self.cut_users_ = ids[counts >= c.user_cutpoints] if c.user_cutpoints else ids[:0]
+        ids, counts = np.unique(train[self._cut_key()].to_numpy(), return_counts=True)
+        threshold = c.user_cutpoints or c.item_cutpoints
+        self.cut_ids_ = ids[counts >= threshold] if threshold else ids[:0]
         cut = self._cut_groups(train)
         self.pooled_ = bool((cut == 0).any())  # the shared cutpoints had rows to learn from
         self.fms_ = []
@@ -237,23 +244,28 @@ class BFMModel(Model[BFMConfig]):
             if c.likelihood == "regression":
                 fm = myfm.MyFMRegressor(rank=c.rank, init_stdev=c.init_std, random_seed=seed)
                 fm.fit(X, y, X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept, group_shapes=groups)
-            else:  # one set of cutpoints (what `MyFMOrderedProbit.fit` does), or one per user with `user_cutpoints`
+            else:  # one set of cutpoints (what `MyFMOrderedProbit.fit` does), or one per user or item
                 fm = _fit_cutpoint_groups(myfm.MyFMOrderedProbit(rank=c.rank, init_stdev=c.init_std, random_seed=seed),
                                           X, np.searchsorted(self.levels_, y), rel, cut, len(self.levels_), groups,
                                           c.sweeps, kept)
             self.fms_.append(fm)
         return self
 
+    def _cut_key(self) -> str:
+        """The column whose values own cutpoints: `item_id` with `item_cutpoints`, else `user_id`."""
+        return "item_id" if self.config.item_cutpoints else "user_id"
+
     def _cut_groups(self, df: pd.DataFrame) -> np.ndarray:
-        """Each row's set of cutpoints: k for the k-th user with cutpoints of their own, 0 (shared) for the rest."""
-        return IdIndex(self.cut_users_, ordered=True)(df["user_id"])
+        """Each row's set of cutpoints: k for the k-th user (or item) with cutpoints of their own, 0 (shared) for
+        the rest."""
+        return IdIndex(self.cut_ids_, ordered=True)(df[self._cut_key()])
 
     def _predict(self, df: pd.DataFrame) -> np.ndarray:
         if not len(df):
             return np.zeros(0)
         X, rel = self._design(df)
         w = self.config.workers
-        if len(self.cut_users_):
+        if len(self.cut_ids_):
             return self._expected_rating(X, rel, self._cut_groups(df))
         if len(self.levels_):
             return np.mean([fm.predict_proba(X, rel, n_workers=w) for fm in self.fms_], axis=0) @ self.levels_
@@ -293,7 +305,7 @@ class BFMModel(Model[BFMConfig]):
         arrays = {"w0": np.array([s[0] for s in states]), "w": np.stack([s[1] for s in states]).astype(np.float32),
                   "V": np.stack([s[2] for s in states]).astype(np.float32),
                   "cutpoints": np.stack([np.stack(s[3]) if s[3] else np.zeros((0, 0)) for s in states]),
-                  "cut_users": self.cut_users_, "pooled": np.array(self.pooled_),
+                  "cut_ids": self.cut_ids_, "pooled": np.array(self.pooled_),
                   "users": self.users_.ids, "items": self.items_.ids, "date_buckets": self.date_buckets_,
                   "user_days": self.user_days_,
                   "levels": self.levels_, "groups": np.array(self.groups_), "seen_items": self.seen_items_,
@@ -313,7 +325,8 @@ class BFMModel(Model[BFMConfig]):
         m = cls(cls.config_cls.from_dict(json.loads(str(z["config"]))), side)
         m.users_, m.items_ = IdIndex(z["users"], ordered=True), IdIndex(z["items"], ordered=True)
         m.date_buckets_, m.levels_, m.groups_ = z["date_buckets"], z["levels"], z["groups"].tolist()
-        m.user_days_, m.cut_users_, m.pooled_ = z["user_days"], z["cut_users"], bool(z["pooled"])
+        m.user_days_, m.pooled_ = z["user_days"], bool(z["pooled"])
+        m.cut_ids_ = z["cut_ids"] if "cut_ids" in z else z["cut_users"]  # files saved before item cutpoints
         m._index_rows()
         m.seen_items_, m.n_user_groups_ = z["seen_items"], int(z["n_user_groups"])
         m.user_block_, m.item_block_ = (

@@ -73,8 +73,8 @@ def _svdpp(t) -> dict[str, Any]:
 
 
 SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "dot": _dot, "nn": _nn, "gbm": _gbm, "bfm": _bfm, "bfm_op": _bfm, "bfm_opu": _bfm, "biases": _biases,
-    "svdpp": _svdpp, "autorec": _autorec}
+    "dot": _dot, "nn": _nn, "gbm": _gbm, "bfm": _bfm, "bfm_op": _bfm, "bfm_opu": _bfm, "bfm_opi": _bfm,
+    "biases": _biases, "svdpp": _svdpp, "autorec": _autorec}
 
 
 def _entry(data: dict, dataset: str) -> dict[str, Any]:
