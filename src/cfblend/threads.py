@@ -25,6 +25,15 @@ def limit_threads(n: int) -> None:
         os.environ[var] = str(n)
 
 
+def restore_environ(saved: dict[str, str | None]) -> None:
+    """Put the environment variables of `saved` back as they were (None: unset)."""
+    for var, value in saved.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+
+
 class _LimitedProcess(SpawnProcess):
     """A spawned process whose environment has `threads` threads in the variables above from its first
     instruction: the parent's environment holds them while the process starts."""
@@ -37,14 +46,12 @@ class _LimitedProcess(SpawnProcess):
         try:
             super().start()
         finally:
-            for var, value in saved.items():
-                if value is None:
-                    os.environ.pop(var, None)
-                else:
-                    os.environ[var] = value
+            restore_environ(saved)
 
 
 class _LimitedSpawnContext(SpawnContext):
+    """The "spawn" context, its processes made `_LimitedProcess`es with `threads` threads."""
+
     def __init__(self, threads: int):
         self.threads = threads
 

@@ -274,7 +274,7 @@ class BFMModel(Model[BFMConfig]):
     def _expected_rating(self, X: sps.csr_matrix, rel: list, cut: np.ndarray) -> np.ndarray:
         """The posterior mean of the expected rating, each row under its own set of cutpoints: per sample,
         P(level <= l) = Phi(c_l - score); rows on the shared set when no training row was on it take the
-        mean of the users' sets."""
+        mean of the users' (items') sets."""
         total, n = np.zeros(X.shape[0]), 0
         for fm in self.fms_:
             for sample in fm.predictor_.samples:

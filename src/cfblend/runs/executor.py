@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from cfblend.threads import restore_environ
+
 log = logging.getLogger(__name__)
 
 
@@ -72,15 +74,6 @@ def _dask_spawn_environ() -> dict[str, str | None]:
     return {k: os.environ.get(k) for k in keys}
 
 
-def _restore_environ(saved: dict[str, str | None]) -> None:
-    """Put the variables of `saved` back as they were (None: unset)."""
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
 class DaskExecutor:
     """Runs jobs on a Dask distributed cluster (`scheduler` address) or on a local cluster of `workers`.
 
@@ -102,7 +95,7 @@ class DaskExecutor:
             n = workers or max(1, os.cpu_count() or 1)
             self._environ = _dask_spawn_environ()
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-            _restore_environ(self._environ)
+            restore_environ(self._environ)
             self.client = Client(self._cluster)
         log.info("dask: %s, %d workers", self.client.scheduler.address,
                  len(self.client.scheduler_info().get("workers", {})))
@@ -128,7 +121,7 @@ class DaskExecutor:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
-            _restore_environ(self._environ)  # a worker restarted by its nanny sets them again
+            restore_environ(self._environ)  # a worker restarted by its nanny sets them again
 
 
 def make_executor(kind: str = "local", scheduler: str = "", workers: int = 0) -> LocalExecutor | DaskExecutor:
