@@ -225,7 +225,7 @@ def test_a_fold_worker_exits_when_the_process_that_started_it_dies():
     initializer) sees its parent gone and exits. Without it the worker below would sleep for a minute."""
     if not Path("/proc").is_dir():
         pytest.skip("needs /proc to read a process's state")
-    worker = "from cfblend.threads import init_worker; import time; init_worker(0, poll=0.05); time.sleep(60)"
+    worker = "from cfblend.threads import init_worker; import time; init_worker(poll=0.05); time.sleep(60)"
     starter = ("import subprocess, sys; w = subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
                "print(w.pid, flush=True); w.wait()")
     parent = subprocess.Popen([sys.executable, "-c", starter, worker], stdout=subprocess.PIPE, text=True)

@@ -74,6 +74,17 @@ def test_a_dataset_can_share_a_named_setting(tmp_path):
     assert tuned_overrides("ml-32m", "bfm", file) == {"rank": 8}
 
 
+def test_a_variant_member_takes_its_base_members_tuned_config_until_it_has_its_own(tmp_path):
+    file = tmp_path / "tuned.yaml"
+    file.write_text("ml-100k:\n  bfm_op:\n    rank: 22\n")
+    assert tuned_overrides("ml-100k", "bfm_opu", file) == {"rank": 22}  # TUNED_FROM: bfm_op's
+    assert tuned_overrides("ml-100k", "bfm_opi", file) == {"rank": 22}
+    assert tuned_overrides("ml-100k", "bfm", file) == {}  # not a variant of bfm_op
+    save_best("ml-100k", "bfm_opu", {"rank": 9}, file)
+    assert tuned_overrides("ml-100k", "bfm_opu", file) == {"rank": 9}
+    assert tuned_overrides("ml-100k", "bfm_opi", file) == {"rank": 22}
+
+
 def test_every_committed_tuned_config_is_valid():
     """A typo or an out-of-range value in tuned.yaml fails here, not at the start of someone's run."""
     from importlib import resources

@@ -67,12 +67,10 @@ def spawn_context(threads: int) -> SpawnContext:
     return _LimitedSpawnContext(threads) if threads else multiprocessing.get_context("spawn")
 
 
-def init_worker(threads: int, poll: float = 1.0) -> None:
-    """A spawned fold worker's set-up: `threads` threads for the numeric libraries (0: no limit), and a
-    watchdog that ends the worker when its parent dies (a killed run must not leave its workers
-    training on every core)."""
-    if threads:
-        limit_threads(threads)
+def init_worker(poll: float = 1.0) -> None:
+    """A spawned fold worker's set-up (its thread limit came with its environment, `spawn_context`): a
+    watchdog that ends the worker when its parent dies (a killed run must not leave its workers training
+    on every core)."""
     parent = os.getppid()
 
     def watch() -> None:

@@ -51,8 +51,7 @@ class ProcessExecutor:
         from cfblend.threads import init_worker, spawn_context
 
         self.workers = workers
-        self._pool = ProcessPoolExecutor(workers, mp_context=spawn_context(threads), initializer=init_worker,
-                                         initargs=(threads,))
+        self._pool = ProcessPoolExecutor(workers, mp_context=spawn_context(threads), initializer=init_worker)
 
     def map(self, fn: Callable[..., Any], jobs: Sequence[dict[str, Any]]) -> Iterator[Any]:
         """Submit every job, then yield each result in job order as it is ready (a failed job raises its

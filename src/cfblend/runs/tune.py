@@ -28,6 +28,9 @@ from cfblend.runs.cv import side_info
 log = logging.getLogger(__name__)
 
 TUNED_FILE = "tuned.yaml"  # in the cfblend.models package
+# Members that are another member with one setting changed take its tuned entry unless they have their own
+# (`bfm_opu`, `bfm_opi`: `bfm_op` with cutpoints per user or item; `make tune MODEL=bfm_opu SAVE=1` gives it one).
+TUNED_FROM = {"bfm_opu": "bfm_op", "bfm_opi": "bfm_op"}
 
 
 def _dot(t) -> dict[str, Any]:
@@ -84,9 +87,11 @@ def _entry(data: dict, dataset: str) -> dict[str, Any]:
 
 
 def tuned_overrides(dataset: str, model: str, file: Path | None = None) -> dict[str, Any]:
-    """The committed best config of `model` for `dataset` (empty when none was saved)."""
+    """The committed best config of `model` for `dataset` (`TUNED_FROM`'s member's when `model` has none; empty
+    when none was saved)."""
     text = file.read_text() if file else resources.files("cfblend.models").joinpath(TUNED_FILE).read_text()
-    return dict(_entry(yaml.safe_load(text) or {}, dataset).get(model) or {})
+    entry = _entry(yaml.safe_load(text) or {}, dataset)
+    return dict(entry.get(model) or entry.get(TUNED_FROM.get(model, model)) or {})
 
 
 def with_tuned(dataset: str, per_model: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
