@@ -2,7 +2,8 @@
 
 Every model is one class in one file with the interface of `base.Model` (fit on a frame, predict a
 frame, save, load). What only models use lives here too: `ids` (raw ids to indices, the
-cold-start slot), `side` (side-feature encoding), `torch_base` (what the torch models share).
+cold-start slot), `side` (side-feature encoding), `torch_base` (what the torch models share),
+`lazy_adam` (SparseAdam's update, compiled, for sparse embeddings on the CPU).
 """
 
 from __future__ import annotations

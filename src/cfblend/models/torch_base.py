@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from cfblend.io import atomic_path
 from cfblend.models.base import Model, ModelConfig
+from cfblend.models.lazy_adam import LazyAdam
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,9 @@ def train_minibatch(
 
     `params` are parameters or parameter groups. Adam (or AdamW/SGD) with a one-cycle
     learning-rate schedule peaking at `lr`. `sparse_params` (embeddings with sparse gradients) get
-    `SparseAdam` under the same schedule: a step then touches only the rows of the batch, not whole
-    tables. `on_epoch_end(mean loss)` runs after each epoch. Returns each epoch's seconds (the loop alone,
-    `on_epoch_start`/`on_epoch_end` excluded).
+    `SparseAdam`'s update (by `LazyAdam` on the CPU) under the same schedule: a step then touches only the
+    rows of the batch, not whole tables. `on_epoch_end(mean loss)` runs after each epoch. Returns each epoch's
+    seconds (the loop alone, `on_epoch_start`/`on_epoch_end` excluded).
     """
     n = len(tensors[0])
     steps_per_epoch = max(1, (n + batch_size - 1) // batch_size)
@@ -89,7 +90,11 @@ def train_minibatch(
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}; use adam, adamw or sgd")
-    opts = [opt, *([torch.optim.SparseAdam(sparse_params, lr=lr)] if sparse_params else [])]
+    if sparse_params:  # the same update as SparseAdam; one compiled pass per table on the CPU
+        lazy = LazyAdam if LazyAdam.supported(sparse_params) else torch.optim.SparseAdam
+        opts = [opt, lazy(sparse_params, lr=lr)]
+    else:
+        opts = [opt]
     scheds = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=epochs * steps_per_epoch)
               for o in opts] if one_cycle else []
     device = tensors[0].device
@@ -130,6 +135,7 @@ class FastDropout(torch.nn.Module):
         self.p = p
         self.cut = round(p * 256)
         self.rng = np.random.default_rng(seed)
+        self.scale = np.where(np.arange(256) >= self.cut, 256 / (256 - self.cut), 0.0).astype(np.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not self.p:
@@ -137,8 +143,7 @@ class FastDropout(torch.nn.Module):
         if x.device.type != "cpu":
             return torch.nn.functional.dropout(x, self.p, True)
         bits = np.frombuffer(self.rng.bytes(x.numel()), dtype=np.uint8).reshape(x.shape)
-        keep = torch.from_numpy(bits >= self.cut)
-        return x * keep * (256 / (256 - self.cut))
+        return x * torch.from_numpy(self.scale[bits])  # one product forward and backward
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
