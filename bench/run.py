@@ -42,6 +42,7 @@ from cfblend.paths import Paths
 from cfblend.pipeline import run_pipeline
 from cfblend.report.leaderboard import to_markdown
 from cfblend.runs import side_info
+from cfblend.runs.tune import tuned_overrides
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,11 @@ def surprise_fit_predict(name: str, train: pd.DataFrame, test: pd.DataFrame, sca
 
 
 def ours_fit_predict(name: str, comp: Competition, test: pd.DataFrame, repeats: int):
-    """Fit one of our models on the whole train set (median time) and predict `test`."""
-    model, fit_s = _timed(lambda: make_model(name, side_info(comp), {"device": "cpu"}).fit(comp.train), repeats)
-    return model.predict(test), fit_s
+    """Fit one of our models on the whole train set (median time), with the config `make all` gives it on this
+    dataset (its committed tuned entry); its predictions of `test`, fit seconds and epochs."""
+    overrides = {**tuned_overrides(comp.meta["dataset"], name), "device": "cpu"}
+    model, fit_s = _timed(lambda: make_model(name, side_info(comp), overrides).fit(comp.train), repeats)
+    return model.predict(test), fit_s, model.config.epochs
 
 
 def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], repeats: int, seed: int,
@@ -107,8 +110,7 @@ def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], re
         rows.append({"split": split, "model": "pipeline: all models + blend", "rmse": np.nan, "fit_s": pipeline_s,
                      "ratings_per_s_per_epoch": np.nan})
     for m in ("dot", "dot_torch", "nn"):
-        pred, fit_s = ours_fit_predict(m, comp, comp.test, repeats)
-        epochs = make_model(m, side_info(comp)).config.epochs
+        pred, fit_s, epochs = ours_fit_predict(m, comp, comp.test, repeats)
         rows.append({"split": split, "model": f"{m} (one fit on train)", "rmse": rmse(y, pred), "fit_s": fit_s,
                      "ratings_per_s_per_epoch": len(comp.train) * epochs / fit_s})
     for p in peers:

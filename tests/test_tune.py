@@ -76,7 +76,9 @@ def test_a_dataset_can_share_a_named_setting(tmp_path):
 
 def test_a_variant_member_takes_its_base_members_tuned_config_until_it_has_its_own(tmp_path):
     file = tmp_path / "tuned.yaml"
-    file.write_text("ml-100k:\n  bfm_op:\n    rank: 22\n")
+    file.write_text("ml-100k:\n  bfm_op:\n    rank: 22\n  dot:\n    wd: 0.05\n")
+    assert tuned_overrides("ml-100k", "dot_no_heavy", file) == {"wd": 0.05}  # the report compares it with dot
+    assert tuned_overrides("ml-100k", "dot_torch", file) == {"wd": 0.05}  # and the benchmark
     assert tuned_overrides("ml-100k", "bfm_opu", file) == {"rank": 22}  # TUNED_FROM: bfm_op's
     assert tuned_overrides("ml-100k", "bfm_opi", file) == {"rank": 22}
     assert tuned_overrides("ml-100k", "bfm", file) == {}  # not a variant of bfm_op
