@@ -26,24 +26,13 @@ except ImportError:  # pragma: no cover - numba is in requirements.txt
 _CACHE = os.path.isfile(__file__)  # no numba cache inside a zip (the Kaggle kernel)
 
 
-def _adam_row_py(W, M, V, a, g, step_size, b1, b2, eps):
-    """Adam's update of row `a` of `W` (moments `M`, `V`) by the gradient row `g`, in SparseAdam's form:
-    `step_size` carries both bias corrections, `eps` is added to sqrt(V)."""
-    one = W.dtype.type(1)
-    c1, c2 = one - b1, one - b2
-    for k in range(W.shape[1]):
-        m = b1 * M[a, k] + c1 * g[k]
-        v = b2 * V[a, k] + c2 * g[k] * g[k]
-        M[a, k] = m
-        V[a, k] = v
-        W[a, k] -= step_size * m / (np.sqrt(v) + eps)
-
-
-adam_row = njit(cache=_CACHE, fastmath=True, nogil=True)(_adam_row_py) if njit else None
-
-
 def _lazy_adam_py(W, M, V, idx, vals, slot, acc, uniq, step_size, b1, b2, eps):
-    """Sum `vals` per distinct row of `idx` (via `slot`, all -1 between calls), then Adam on those rows."""
+    """Sum `vals` per distinct row of `idx` (via `slot`, all -1 between calls), then Adam on those rows.
+
+    The per-row update repeats the dot trainer's `_adam_rows` (`models/dot/numba_trainer.py`) on
+    purpose: numba's on-disk cache checks only the file of the function it compiled, so a kernel shared
+    across the two files would leave the other file's cached code stale after an edit (seen: a changed
+    shared row update kept running in the dot trainer until its own file changed)."""
     d = W.shape[1]
     n = 0
     for r in range(idx.shape[0]):
@@ -59,11 +48,19 @@ def _lazy_adam_py(W, M, V, idx, vals, slot, acc, uniq, step_size, b1, b2, eps):
         else:
             for k in range(d):
                 acc[s, k] += vals[r, k]
+    one = W.dtype.type(1)
     step_size, b1, b2, eps = W.dtype.type(step_size), W.dtype.type(b1), W.dtype.type(b2), W.dtype.type(eps)
+    c1, c2 = one - b1, one - b2
     for s in range(n):
         a = uniq[s]
         slot[a] = -1
-        adam_row(W, M, V, a, acc[s], step_size, b1, b2, eps)
+        for k in range(d):
+            g = acc[s, k]
+            m = b1 * M[a, k] + c1 * g
+            v = b2 * V[a, k] + c2 * g * g
+            M[a, k] = m
+            V[a, k] = v
+            W[a, k] -= step_size * m / (np.sqrt(v) + eps)
 
 
 _lazy_adam = njit(cache=_CACHE, fastmath=True, nogil=True)(_lazy_adam_py) if njit else None

@@ -20,7 +20,6 @@ import torch
 from tqdm.auto import tqdm
 
 from cfblend.models.dot.tables import copy_back, fill_tables, masks, schedule, table_rmse
-from cfblend.models.lazy_adam import adam_row
 
 if TYPE_CHECKING:
     from cfblend.models.dot.model import DotConfig, DotNet
@@ -35,14 +34,23 @@ except ImportError:  # pragma: no cover - numba is in requirements.txt
 _CACHE = os.path.isfile(__file__)
 
 
-def _adam_rows_py(T, M, S, Gr, touched, n_touched, seen, step_size, b1, b2, eps):
+def _adam_rows_py(T, M, S, Gr, touched, n_touched, seen, step_size, b1, b2, inv_bc2, eps):
     """Adam on the rows a step touched (row 0, the cold-start slot, never moves); clears their grads."""
+    c1, c2 = 1 - b1, 1 - b2
     for t in range(n_touched):
         a = touched[t]
         seen[a] = False
-        if a != 0:
-            adam_row(T, M, S, a, Gr[a], step_size, b1, b2, eps)
-        Gr[a, :] = 0
+        if a == 0:
+            Gr[a, :] = 0
+            continue
+        for k in range(T.shape[1]):
+            g = Gr[a, k]
+            Gr[a, k] = 0
+            m = b1 * M[a, k] + c1 * g
+            s = b2 * S[a, k] + c2 * g * g
+            M[a, k] = m
+            S[a, k] = s
+            T[a, k] -= step_size * m / (np.sqrt(s * inv_bc2) + eps)
 
 
 def _seed_py(seed):
@@ -117,10 +125,8 @@ def _blocked_epoch(U, V, Gs, states, moments, grads, seen_u, seen_v, touched, u,
                 lr, b1 = lrs[at], b1s[at]
                 step_size = lr / (one - b1 ** (at + 1))
                 inv_bc2 = one / (one - b2 ** (at + 1))
-                # SparseAdam's form of the same step: sqrt(v / bc2) + eps = (sqrt(v) + eps * sqrt(bc2)) / sqrt(bc2)
-                root = one / np.sqrt(inv_bc2)
-                _adam_rows(U, mU, vU, gU, tu, ntu, seen_u, step_size * root, b1, b2, eps * root)
-                _adam_rows(V, mV, vV, gV, tv, ntv, seen_v, step_size * root, b1, b2, eps * root)
+                _adam_rows(U, mU, vU, gU, tu, ntu, seen_u, step_size, b1, b2, inv_bc2, eps)
+                _adam_rows(V, mV, vV, gV, tv, ntv, seen_v, step_size, b1, b2, inv_bc2, eps)
                 states[p, 0] = b1 * states[p, 0] + (one - b1) * gsum
                 states[p, 1] = b2 * states[p, 1] + (one - b2) * gsum * gsum
                 Gs[p] -= step_size * states[p, 0] / (np.sqrt(states[p, 1] * inv_bc2) + eps)
