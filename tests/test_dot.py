@@ -204,7 +204,6 @@ def test_model_files_are_loaded_without_pickle(tmp_path):
         load_state(tmp_path / "evil.pt")
 
 
-
 def test_numba_trainer_takes_adams_steps(comp_env):
     """With every rating in each batch, every row with ratings is touched at every step, so lazy Adam
     (numba) and dense Adam (the torch trainer) take the same steps: the two fits give the same tables."""
