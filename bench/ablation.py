@@ -25,7 +25,7 @@ import pandas as pd
 from cfblend.competition import Competition
 from cfblend.competition.folds import read_stamp
 from cfblend.competition.scoring import rmse
-from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, meta_features
+from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, oof_and_test_meta
 from cfblend.ensemble.run import load_predictions
 from cfblend.models import DEFAULT_MODELS
 from cfblend.paths import Paths
@@ -41,11 +41,7 @@ def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> 
     solution = pd.read_csv(paths.solution(comp.name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
     X, T, folds = load_predictions(paths, comp, models)
     y = comp.train["rating"].to_numpy(np.float64)
-    M = np.empty((len(y), 3))
-    for k in range(int(folds.max()) + 1):
-        M[folds == k] = meta_features(comp.train[folds == k], comp.train[folds != k])
-    k_folds = int(folds.max()) + 1
-    MT = meta_features(comp.test, comp.train, scale=(k_folds - 1) / k_folds)
+    M, MT = oof_and_test_meta(comp.train, comp.test, folds)
     rows = [{"split": comp.name, "variant": f"{m} alone", "oof_or_honest_cv": rmse(y, X[:, j]),
              "test_rmse": rmse(solution, T[:, j])} for j, m in enumerate(models)]
 

@@ -48,3 +48,16 @@ def test_cold_start_policy(comp_env):
         want = float(m.net.decode(code[None], slot)[0])
     np.testing.assert_allclose(p[2], np.clip(want, 1, 5), rtol=1e-6)
     assert p[3] != p[2]
+
+
+def test_u_autorec_is_i_autorec_of_the_transposed_ratings(comp_env, tmp_path):
+    """`autorec_user` encodes users: its predictions are those of I-AutoRec fitted with the roles of users and
+    items swapped (same seed), and it round-trips like the item-based one."""
+    comp, folds, _ = comp_env
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    swap = {"user_id": "item_id", "item_id": "user_id"}
+    u = make_model("autorec_user", side_info(comp), FAST).fit(fit)
+    i = make_model("autorec", side_info(comp), FAST).fit(fit.rename(columns=swap))
+    np.testing.assert_array_equal(u.predict(val), i.predict(val.rename(columns=swap)))
+    assert len(u.items_) == fit["user_id"].nunique() + 1  # its "items" are the users
+    check_learns_repeats_and_round_trips("autorec_user", FAST, comp_env, tmp_path)

@@ -242,3 +242,28 @@ def test_auto_fits_the_fwls_of_a_fold_once_for_fwls_and_stack(monkeypatch):
     assert after.method == "stack" and len(calls) == 5 + 1
     assert after.cv_by_method == before.cv_by_method
     np.testing.assert_array_equal(after.test, before.test)
+
+
+def test_meta_features_of_a_fold_come_from_the_other_folds_never_its_own_ratings(comp_env):
+    """The OOF rows of fold k get counts, damped means and stds from the other folds: scrambling fold k's
+    ratings leaves its rows' meta-features as they were (and moves the other folds'); a user's damped mean
+    is (sum + STAT_DAMPING * mu) / (n + STAT_DAMPING) over their ratings in the other folds."""
+    from cfblend.ensemble.blend import META_FEATURES, STAT_DAMPING, oof_and_test_meta
+
+    comp, folds, _ = comp_env
+    M, MT = oof_and_test_meta(comp.train, comp.test, folds)
+    assert M.shape == (len(comp.train), len(META_FEATURES)) and MT.shape == (len(comp.test), len(META_FEATURES))
+    k0 = folds == 0
+    r = comp.train["rating"].to_numpy().copy()
+    r[k0] = np.random.default_rng(0).permutation(r[k0])
+    M2, _ = oof_and_test_meta(comp.train.assign(rating=r), comp.test, folds)
+    np.testing.assert_array_equal(M2[k0], M[k0])
+    assert np.abs(M2[~k0] - M[~k0]).max() > 1e-3
+    row = int(np.flatnonzero(k0)[0])
+    other = comp.train[~k0]
+    mine = other.loc[other["user_id"] == comp.train["user_id"].iloc[row], "rating"]
+    want = (mine.sum() + STAT_DAMPING * other["rating"].mean()) / (len(mine) + STAT_DAMPING)
+    assert M[row, META_FEATURES.index("user_mean")] == pytest.approx(want)
+    assert M[row, META_FEATURES.index("log1p_user_count")] == pytest.approx(np.log1p(len(mine)))
+    dev = ((mine - mine.mean()) ** 2).sum() + STAT_DAMPING * other["rating"].var(ddof=0)
+    assert M[row, META_FEATURES.index("user_std")] == pytest.approx(np.sqrt(dev / (len(mine) + STAT_DAMPING)))

@@ -89,3 +89,18 @@ def test_a_stack_blend_is_reproduced_from_its_saved_trees(trained):
     rows = predict_pairs(paths, comp, comp.test[["user_id", "item_id", "timestamp"]])
     sub = pd.read_csv(paths.output / "submission.csv").set_index("id").loc[comp.test["id"], "rating"]
     np.testing.assert_allclose(rows["blend"].to_numpy(), sub.to_numpy(), atol=1e-6)
+
+
+def test_a_blend_fitted_on_other_meta_features_is_refused(trained):
+    """A `stack` blend saved by a version with other meta-features (the three of before) cannot be applied to
+    this version's: `make predict` says to rerun `make blend` instead of predicting with shifted columns."""
+    from cfblend.io import read_json, write_json
+    from cfblend.runs.artifacts import StaleArtifact
+
+    comp, paths = trained
+    run_blend(comp, paths, BlendConfig(models=list(SETS), method="stack"))
+    scores = read_json(paths.scores("blend"))
+    write_json({k: v for k, v in scores.items() if k != "meta_features"}, paths.scores("blend"))
+    with pytest.raises(StaleArtifact, match=r"fitted on the meta-features \['intercept', 'log1p_user_count', "
+                                            r"'log1p_item_count'\].*rerun `make blend`"):
+        predict_pairs(paths, comp, comp.test[["user_id", "item_id", "timestamp"]].head(5))

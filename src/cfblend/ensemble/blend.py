@@ -11,9 +11,11 @@ and `stack` has the lowest honest CV. The blend's own CV score is honest: for ea
 weights are fit on the OOF rows of the other folds and scored on it. The final weights are fit
 on all OOF rows and applied to the test predictions.
 
-Meta-features are counts of rows, never ratings, and are what each prediction's model saw: for
-an OOF row of fold k, the counts in the other folds; for a test row, (K-1)/K of the counts in
-the whole train set (the average over the fold models).
+Meta-features (`META_FEATURES`) are what each prediction's model saw: the log rating counts of the
+row's user and item, and their damped mean and std rating; for an OOF row of fold k, from the
+other folds (never the row's own rating); for a test row, from the whole train set ((K-1)/K of
+its counts: the average over the fold models). The means and stds let the stack correct members
+per kind of rater (u1..u5: honest CV 0.8676 -> 0.8673, test 0.8633 -> 0.8628).
 """
 
 from __future__ import annotations
@@ -84,12 +86,44 @@ def fit_hill(X: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[np.ndarray,
     return counts / counts.sum(), 0.0
 
 
+META_FEATURES = ("intercept", "log1p_user_count", "log1p_item_count", "user_mean", "item_mean", "user_std",
+                 "item_std")
+STAT_DAMPING = 30.0  # ratings' worth of the global mean (or variance) in a user's or item's damped mean (or std)
+
+
+def _damped(rows: pd.DataFrame, seen: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The damped mean and std of the ratings in `seen` of each row's `key` (the global ones for an unseen id)."""
+    r = seen["rating"].to_numpy(np.float64)
+    mu, var = float(r.mean()), float(r.var())
+    g = pd.DataFrame({key: seen[key].to_numpy(), "r": r, "r2": r * r}).groupby(key)[["r", "r2"]].agg(["sum", "count"])
+    n, s, s2 = g[("r", "count")], g[("r", "sum")], g[("r2", "sum")]
+    mean = (s + STAT_DAMPING * mu) / (n + STAT_DAMPING)
+    own_var = (s2 - s * s / n) / n  # the id's own (population) variance
+    std = np.sqrt((n * own_var + STAT_DAMPING * var) / (n + STAT_DAMPING))
+    ids = rows[key]
+    return (ids.map(mean).fillna(mu).to_numpy(np.float64), ids.map(std).fillna(np.sqrt(var)).to_numpy(np.float64))
+
+
 def meta_features(rows: pd.DataFrame, seen: pd.DataFrame, scale: float = 1.0) -> np.ndarray:
-    """[1, log1p(user count), log1p(item count)] of `rows`, counted in `seen` (times `scale`)."""
+    """`META_FEATURES` of `rows`, from the rows of `seen`: [1, log1p(user count), log1p(item count), the user's
+    and the item's damped mean rating, their damped std]. Counts are times `scale`; the means and stds are
+    damped toward the global ones by `STAT_DAMPING` ratings. Never a row's own rating: the OOF rows of a fold
+    get them from the other folds (`oof_and_test_meta`)."""
     uc, ic = seen["user_id"].value_counts(), seen["item_id"].value_counts()
     u = np.log1p(rows["user_id"].map(uc).fillna(0).to_numpy(np.float64) * scale)
     i = np.log1p(rows["item_id"].map(ic).fillna(0).to_numpy(np.float64) * scale)
-    return np.column_stack([np.ones(len(rows)), u, i])
+    (um, us), (im, is_) = _damped(rows, seen, "user_id"), _damped(rows, seen, "item_id")
+    return np.column_stack([np.ones(len(rows)), u, i, um, im, us, is_])
+
+
+def oof_and_test_meta(train: pd.DataFrame, test: pd.DataFrame, folds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Meta-features of the train rows (each fold's from the other folds, as its OOF predictions were made) and
+    of the test rows (from the whole train set, counts times (K-1)/K: the average over the fold models)."""
+    k_folds = int(folds.max()) + 1
+    M = np.empty((len(train), len(META_FEATURES)))
+    for k in range(k_folds):
+        M[folds == k] = meta_features(train[folds == k], train[folds != k])
+    return M, meta_features(test, train, scale=(k_folds - 1) / k_folds)
 
 
 def _fwls_design(X: np.ndarray, M: np.ndarray) -> np.ndarray:

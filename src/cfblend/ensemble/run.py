@@ -19,7 +19,7 @@ import pandas as pd
 from cfblend.competition import Competition
 from cfblend.competition.folds import load_folds
 from cfblend.competition.scoring import check_submission, rmse
-from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, meta_features
+from cfblend.ensemble.blend import META_FEATURES, MIN_STD, BlendConfig, blend, oof_and_test_meta
 from cfblend.io import fault_point, write_csv, write_json, write_parquet
 from cfblend.paths import Paths
 from cfblend.runs import artifacts, trained_members
@@ -74,11 +74,7 @@ def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -
                      [m for m, k in zip(models, keep, strict=True) if not k])
         models, X, T = [m for m, k in zip(models, keep, strict=True) if k], X[:, keep], T[:, keep]
     y = comp.train["rating"].to_numpy(np.float64)
-    k_folds = int(folds.max()) + 1
-    M = np.empty((len(y), 3))
-    for k in range(k_folds):
-        M[folds == k] = meta_features(comp.train[folds == k], comp.train[folds != k])
-    MT = meta_features(comp.test, comp.train, scale=(k_folds - 1) / k_folds)
+    M, MT = oof_and_test_meta(comp.train, comp.test, folds)
     res = blend(X, T, y, folds, M, MT, cfg, comp.rating_scale)
     method, oof, fold_rmse, cv_rmse, test = res.method, res.oof, res.fold_rmse, res.cv_by_method, res.test
     w, b = res.blender.weights, res.blender.intercept
@@ -100,6 +96,7 @@ def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -
               "folds_sha": folds_sha, "members": runs, "files": artifacts.file_hashes(paths, files),
               "method": method, "cv_by_method": cv_rmse,
               "weights": dict(zip(models, map(float, w), strict=True)), "intercept": b,
+              "meta_features": list(META_FEATURES),
               "fwls_coef": None if res.blender.coef is None else res.blender.coef.tolist(),
               "stack_booster": None if res.blender.booster is None else res.blender.booster.model_to_string(),
               "fold_rmse": fold_rmse, "cv_rmse_mean": float(np.mean(fold_rmse)),

@@ -20,6 +20,7 @@ from cfblend.models.baselines import BiasesConfig, DampedBiases, GlobalMean, Glo
 from cfblend.models.bfm import BFMConfig, BFMModel
 from cfblend.models.dot import DotConfig, DotModel
 from cfblend.models.gbm import GBMConfig, GBMModel
+from cfblend.models.knn import KNNConfig, KNNModel
 from cfblend.models.nn import EntityEmbeddingModel, NNConfig
 from cfblend.models.svdpp import SVDppConfig, SVDppModel
 
@@ -33,6 +34,9 @@ REGISTRY: dict[str, tuple[type[Model], ModelConfig]] = {
     "nn_ids": (EntityEmbeddingModel, NNConfig(use_side=False)),  # ablation: ids only, no side features
     "gbm": (GBMModel, GBMConfig()),
     "autorec": (AutoRecModel, AutoRecConfig()),  # item-based autoencoder (I-AutoRec)
+    "autorec_user": (AutoRecModel, AutoRecConfig(user_based=True)),  # user-based (U-AutoRec)
+    "knn": (KNNModel, KNNConfig()),  # kNNBaseline: the residuals of the user's most similar rated items
+    "knn_user": (KNNModel, KNNConfig(user_based=True)),  # the same over the item's most similar raters
     "bfm": (BFMModel, BFMConfig()),  # Bayesian FM, Gaussian likelihood
     "bfm_op": (BFMModel, BFMConfig(likelihood="ordered_probit")),  # Bayesian FM, ordered probit
     "bfm_opu": (BFMModel, BFMConfig(likelihood="ordered_probit", user_cutpoints=25)),  # and cutpoints per user
@@ -42,7 +46,8 @@ REGISTRY: dict[str, tuple[type[Model], ModelConfig]] = {
 }
 # What `make all` trains and blends; a member stays only while the ablation (bench/ablation.py) shows
 # that dropping it worsens the blend's honest CV (nn_ids left on that ground; global_mean is shown, never blended).
-DEFAULT_MODELS = ("global_mean", "biases", "dot", "svdpp", "nn", "gbm", "autorec", "bfm", "bfm_op", "bfm_opu")
+DEFAULT_MODELS = ("global_mean", "biases", "dot", "svdpp", "knn", "knn_user", "nn", "gbm", "autorec", "bfm", "bfm_op",
+                  "bfm_opu")
 ANALYSIS_MODELS = ("dot_no_heavy",)  # trained by `make all` for the report only
 
 

@@ -77,9 +77,15 @@ def _svdpp(t) -> dict[str, Any]:
             "lr_decay": t.suggest_float("lr_decay", 0.85, 1.0)}
 
 
+def _knn(t) -> dict[str, Any]:
+    return {"k": t.suggest_int("k", 10, 200, log=True), "shrinkage": t.suggest_float("shrinkage", 1.0, 500.0, log=True),
+            "reg_item": t.suggest_float("reg_item", 1.0, 100.0, log=True),
+            "reg_user": t.suggest_float("reg_user", 1.0, 100.0, log=True)}
+
+
 SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
     "dot": _dot, "nn": _nn, "gbm": _gbm, "bfm": _bfm, "bfm_op": _bfm, "bfm_opu": _bfm, "bfm_opi": _bfm,
-    "biases": _biases, "svdpp": _svdpp, "autorec": _autorec}
+    "biases": _biases, "svdpp": _svdpp, "autorec": _autorec, "autorec_user": _autorec, "knn": _knn, "knn_user": _knn}
 
 
 def _entry(data: dict, dataset: str) -> dict[str, Any]:
