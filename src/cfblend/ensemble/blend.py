@@ -95,8 +95,9 @@ def _damped(rows: pd.DataFrame, seen: pd.DataFrame, key: str) -> tuple[np.ndarra
     """The damped mean and std of the ratings in `seen` of each row's `key` (the global ones for an unseen id)."""
     r = seen["rating"].to_numpy(np.float64)
     mu, var = float(r.mean()), float(r.var())
-    g = pd.DataFrame({key: seen[key].to_numpy(), "r": r, "r2": r * r}).groupby(key)[["r", "r2"]].agg(["sum", "count"])
-    n, s, s2 = g[("r", "count")], g[("r", "sum")], g[("r2", "sum")]
+    g = pd.DataFrame({key: seen[key].to_numpy(), "r": r, "r2": r * r}).groupby(key).agg(
+        n=("r", "size"), s=("r", "sum"), s2=("r2", "sum"))
+    n, s, s2 = g["n"], g["s"], g["s2"]
     mean = (s + STAT_DAMPING * mu) / (n + STAT_DAMPING)
     own_var = (s2 - s * s / n) / n  # the id's own (population) variance
     std = np.sqrt((n * own_var + STAT_DAMPING * var) / (n + STAT_DAMPING))

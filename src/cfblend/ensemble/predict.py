@@ -87,10 +87,10 @@ def predict_pairs(paths: Paths, comp: Competition, pairs: pd.DataFrame) -> pd.Da
     blender = Blender(b["method"], np.array([b["weights"][m] for m in members]), b["intercept"],
                       None if b.get("fwls_coef") is None else np.array(b["fwls_coef"]),
                       None if b.get("stack_booster") is None else lgb.Booster(model_str=b["stack_booster"]))
-    if b["method"] in ("fwls", "stack") and b.get("meta_features", list(META_FEATURES[:3])) != list(META_FEATURES):
-        raise StaleArtifact(f"the blend in {paths.output} was fitted on the meta-features "
-                            f"{b.get('meta_features', list(META_FEATURES[:3]))}, this version computes "
-                            f"{list(META_FEATURES)}: rerun `make blend`")
+    fitted_on = b.get("meta_features", list(META_FEATURES[:3]))  # a blend of before they were recorded: three
+    if b["method"] in ("fwls", "stack") and fitted_on != list(META_FEATURES):
+        raise StaleArtifact(f"the blend in {paths.output} was fitted on the meta-features {fitted_on}, this "
+                            f"version computes {list(META_FEATURES)}: rerun `make blend`")
     M = meta_features(rows, comp.train, scale=(k - 1) / k)
     rows["blend"] = np.clip(blender.predict(rows[members].to_numpy(), M), *comp.rating_scale)
     log.info("predict: %d pairs; cold start: %d with an unseen user, %d with an unseen item (each member's "

@@ -114,7 +114,7 @@ _predict_nb = njit(cache=_CACHE, nogil=True)(_predict_py) if njit else _predict_
 def pearson_baseline(a: np.ndarray, i: np.ndarray, e: np.ndarray, n_a: int, n_i: int,
                      shrinkage: float) -> np.ndarray:
     """Shrunk Pearson correlation of the residuals `e` between the columns `i` (n_i x n_i, float32),
-    over the rows `a` that have both; slot 0 (unseen) has similarity 0 with everything."""
+    over the rows `a` that have both; slot 0 (unseen) has no rating, so similarity 0 with everything."""
     E = np.zeros((n_a, n_i), np.float32)
     B = np.zeros((n_a, n_i), np.float32)
     E[a, i] = e
@@ -128,7 +128,6 @@ def pearson_baseline(a: np.ndarray, i: np.ndarray, e: np.ndarray, n_a: int, n_i:
     del den
     n = np.maximum(B.T @ B - 1.0, 0.0)
     S *= n / (n + shrinkage) if shrinkage > 0 else (n > 0)
-    S[0, :] = S[:, 0] = 0.0
     return S
 
 
