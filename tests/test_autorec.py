@@ -61,3 +61,44 @@ def test_u_autorec_is_i_autorec_of_the_transposed_ratings(comp_env, tmp_path):
     np.testing.assert_array_equal(u.predict(val), i.predict(val.rename(columns=swap)))
     assert len(u.items_) == fit["user_id"].nunique() + 1  # its "items" are the users
     check_learns_repeats_and_round_trips("autorec_user", FAST, comp_env, tmp_path)
+
+
+def test_autorec_imp_learns_repeats_and_round_trips(comp_env, tmp_path):
+    check_learns_repeats_and_round_trips("autorec_imp", FAST, comp_env, tmp_path)
+
+
+def test_the_implicit_input_is_every_public_rater_of_an_item_once_weighted_by_their_count(comp_env):
+    """`autorec_imp`'s second bag of a training item: each user of the public pairs (train and test, a repeated
+    pair once) who is known in training, weighted 1/sqrt(the item's number of public raters, known or not)."""
+    comp, folds, _ = comp_env
+    fit = comp.train[folds != 1]
+    side = side_info(comp)
+    stranger = pd.DataFrame({"user_id": NEW, "item_id": fit["item_id"].unique()[:3]})  # a user only in the pairs
+    side.pairs = pd.concat([side.pairs, side.pairs.iloc[:50], stranger], ignore_index=True)  # repeats count once
+    m = make_model("autorec_imp", side, {**FAST, "epochs": 1}).fit(fit)
+    users, weights, _, row = m.implicit_bags_.batch(torch.arange(1, len(m.items_)))
+    got = pd.DataFrame({"item_id": m.items_.ids[row.numpy()], "user_id": users.numpy(), "w": weights.numpy()})
+    pairs = side.pairs.drop_duplicates()
+    pairs = pairs[pairs["item_id"].isin(fit["item_id"])]
+    n = pairs["item_id"].map(pairs["item_id"].value_counts())
+    want = pd.DataFrame({"item_id": pairs["item_id"], "user_id": m.users_(pairs["user_id"]),
+                         "w": (1.0 / np.sqrt(n)).astype(np.float32)})
+    assert (want["user_id"] == 0).sum() == 3  # the stranger: no encoder row, but counted in the weights
+    key = ["item_id", "user_id", "w"]
+    pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
+                                  want.sort_values(key).reset_index(drop=True), check_dtype=False)
+
+
+def test_the_implicit_input_moves_the_codes_and_the_ratings_of_the_other_rows_never_enter(comp_env):
+    """The same training rows with other public pairs give other predictions (the implicit encoder is used);
+    the ratings of rows outside the fit (fold 0's, the test's) cannot change anything: only pairs are read."""
+    comp, folds, _ = comp_env
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    side = side_info(comp)
+    base = make_model("autorec_imp", side, FAST).fit(fit).predict(val)
+    fewer = side_info(comp)
+    fewer.pairs = fit[["user_id", "item_id"]]  # no test or fold-0 pairs
+    assert np.abs(make_model("autorec_imp", fewer, FAST).fit(fit).predict(val) - base).max() > 1e-3
+    scrambled = comp.train.copy()
+    scrambled.loc[folds == 0, "rating"] = scrambled.loc[folds == 0, "rating"].to_numpy()[::-1]
+    np.testing.assert_array_equal(make_model("autorec_imp", side, FAST).fit(scrambled[folds != 0]).predict(val), base)

@@ -133,9 +133,9 @@ def test_auto_picks_the_stacker_only_when_it_wins_honestly(regime, winner):
     assert res.cv_by_method == pytest.approx(own)
 
 
-def test_stack_is_the_mean_of_fwls_and_its_trees_and_catches_what_a_linear_stack_cannot():
-    """`stack` predicts the mean of the fwls stack and a LightGBM over predictions and meta-features; where
-    the best member depends on a threshold of the meta-features, it beats fwls honestly."""
+def test_stack_mixes_fwls_and_its_trees_and_catches_what_a_linear_stack_cannot():
+    """`stack` predicts (1 - stack_mix) x the fwls stack + stack_mix x a LightGBM over predictions and
+    meta-features; where the best member depends on a threshold of the meta-features, it beats fwls honestly."""
     from cfblend.ensemble.blend import Blender, blend, fit_stack_gbm
 
     rng = np.random.default_rng(5)
@@ -149,8 +149,11 @@ def test_stack_is_the_mean_of_fwls_and_its_trees_and_catches_what_a_linear_stack
     st = Blender.fit("stack", X, M, y, cfg)
     fw = Blender.fit("fwls", X, M, y, cfg)
     trees = fit_stack_gbm(X, M, y, cfg).predict(np.column_stack([X, M[:, 1:]]))
-    np.testing.assert_allclose(st.predict(X, M), (fw.predict(X, M) + trees) / 2)
-    np.testing.assert_allclose(st.weights, fw.weights / 2)
+    assert cfg.stack_mix == 0.3
+    np.testing.assert_allclose(st.predict(X, M), 0.7 * fw.predict(X, M) + 0.3 * trees)
+    np.testing.assert_allclose(st.weights, fw.weights * 0.7)
+    half = Blender.fit("stack", X, M, y, BlendConfig(stack_mix=0.5))
+    np.testing.assert_allclose(half.predict(X, M), (fw.predict(X, M) + trees) / 2)
     res = blend(X, X[:10], y, folds, M, M[:10], cfg, (-10.0, 20.0))
     assert res.method == "stack" and res.cv_by_method["stack"] < res.cv_by_method["fwls"] - 0.01
 

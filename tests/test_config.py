@@ -51,3 +51,11 @@ def test_the_run_seed_reaches_every_model_and_the_dot_models_a_gbm_builds_on():
     gbm = model_config("gbm", out["gbm"])
     assert gbm.seed == 7 and gbm.dot == {"seed": 7}
     assert model_config("gbm", parse_set("gbm.dot={seed: 1}", ["gbm"], {"seed": 7})["gbm"]).dot == {"seed": 1}
+
+
+def test_a_dataset_default_list_leaves_out_only_its_left_out_members_in_order():
+    from cfblend.models import LEFT_OUT, default_models
+
+    assert default_models("ml-100k") == DEFAULT_MODELS
+    assert "autorec_imp" in DEFAULT_MODELS and LEFT_OUT["ml-1m"] == ("autorec_imp",)
+    assert default_models("ml-1m") == tuple(m for m in DEFAULT_MODELS if m != "autorec_imp")

@@ -69,11 +69,11 @@ def cmd_folds(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, available, model_class, parse_set
+    from cfblend.models import ANALYSIS_MODELS, available, default_models, model_class, parse_set
     from cfblend.runs import train_members
     from cfblend.runs.tune import with_tuned
 
-    names = _models(args.model, DEFAULT_MODELS)
+    names = _models(args.model, default_models(args.dataset))
     for n in names:
         if not available(n):
             raise ValueError(f"{n} needs {model_class(n).requires}, which is not installed: `make install`")
@@ -143,13 +143,14 @@ def cmd_report(args) -> None:
 
 
 def cmd_all(args) -> None:
-    from cfblend.models import DEFAULT_MODELS
+    from cfblend.models import default_models
     from cfblend.pipeline import run_pipeline
 
     executor = _executor(args)
     try:
-        run_pipeline(args.dataset, _split(args), _paths(args), models=_models(args.models, DEFAULT_MODELS), k=args.k,
-                     seed=args.seed, overrides=args.set, blend_method=args.method, data_dir=args.data_dir or None,
+        models = _models(args.models, default_models(args.dataset))
+        run_pipeline(args.dataset, _split(args), _paths(args), models=models, k=args.k, seed=args.seed,
+                     overrides=args.set, blend_method=args.method, data_dir=args.data_dir or None,
                      device=args.device, overwrite=args.overwrite, executor=executor)
     finally:
         executor.close()
@@ -201,10 +202,12 @@ def cmd_models(args) -> None:
     import typing
     from dataclasses import fields
 
-    from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, REGISTRY, available
+    from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, LEFT_OUT, REGISTRY, available
 
     for name, (cls, cfg) in REGISTRY.items():
         role = "default member" if name in DEFAULT_MODELS else "analysis" if name in ANALYSIS_MODELS else "optional"
+        left_out = [d for d, names in LEFT_OUT.items() if name in names]
+        role += f", left out on {', '.join(left_out)}" if left_out else ""
         extra = "" if available(name) else f"; needs {cls.requires}, not installed"
         print(f"{name}  ({cls.__name__}, {role}{extra})")
         hints = typing.get_type_hints(type(cfg))

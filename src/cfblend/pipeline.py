@@ -14,7 +14,7 @@ from cfblend.data import get_spec, load_dataset
 from cfblend.data.sources import KAGGLE_INPUT, ensure_dataset
 from cfblend.ensemble import BlendConfig, run_blend
 from cfblend.ensemble.predict import export_embeddings
-from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, available, model_class, parse_set
+from cfblend.models import ANALYSIS_MODELS, available, default_models, model_class, parse_set
 from cfblend.paths import Paths
 from cfblend.report.run import run_report
 from cfblend.runs import train_members
@@ -24,19 +24,20 @@ log = logging.getLogger(__name__)
 
 
 def run_pipeline(dataset: str = "ml-100k", split: str | None = None, paths: Paths | None = None,
-                 models: tuple[str, ...] | list[str] = DEFAULT_MODELS, k: int = 5, seed: int = 42,
+                 models: tuple[str, ...] | list[str] | None = None, k: int = 5, seed: int = 42,
                  overrides: str = "", kaggle_input: Path | str = KAGGLE_INPUT, network: bool = True,
                  blend_method: str = "auto", html: bool = True, data_dir: Path | str | None = None,
                  device: str = "", overwrite: bool = False, executor=None) -> Path:
     """Run every step; return the path of the written `submission.csv`.
 
-    `models` are trained and blended; the analysis members (`ANALYSIS_MODELS`) are trained for the
-    report. `overrides`: config overrides in the `SET` syntax (`"epochs=2 gbm.inner_folds=2"`);
-    `device` goes to every model that has one unless `overrides` sets it; `overwrite` replaces
-    folds and models made with another config (`FORCE=1`); `executor` runs the fold jobs
-    (`runs.executor`; default: in this process).
+    `models` (default: `default_models(dataset)`) are trained and blended; the analysis members
+    (`ANALYSIS_MODELS`) are trained for the report. `overrides`: config overrides in the `SET` syntax
+    (`"epochs=2 gbm.inner_folds=2"`); `device` goes to every model that has one unless `overrides` sets
+    it; `overwrite` replaces folds and models made with another config (`FORCE=1`); `executor` runs the
+    fold jobs (`runs.executor`; default: in this process).
     """
     paths = paths or Paths()
+    models = default_models(dataset) if models is None else models
     spec = get_spec(dataset)
     split = split or spec.default_split
     missing = [m for m in models if not available(m)]

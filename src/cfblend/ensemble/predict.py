@@ -86,7 +86,8 @@ def predict_pairs(paths: Paths, comp: Competition, pairs: pd.DataFrame) -> pd.Da
     k = int(folds.max()) + 1
     blender = Blender(b["method"], np.array([b["weights"][m] for m in members]), b["intercept"],
                       None if b.get("fwls_coef") is None else np.array(b["fwls_coef"]),
-                      None if b.get("stack_booster") is None else lgb.Booster(model_str=b["stack_booster"]))
+                      None if b.get("stack_booster") is None else lgb.Booster(model_str=b["stack_booster"]),
+                      b["config"].get("stack_mix", 0.5))  # a blend of before the mix was a setting: half and half
     fitted_on = b.get("meta_features", list(META_FEATURES[:3]))  # a blend of before they were recorded: three
     if b["method"] in ("fwls", "stack") and fitted_on != list(META_FEATURES):
         raise StaleArtifact(f"the blend in {paths.output} was fitted on the meta-features {fitted_on}, this "

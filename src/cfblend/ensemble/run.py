@@ -104,7 +104,7 @@ def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -
               "fit_seconds": time.perf_counter() - t0,
               "config": {"models": models, "method": cfg.method, "hill_steps": cfg.hill_steps, "ridge": cfg.ridge,
                          "stack_rounds": cfg.stack_rounds, "stack_leaves": cfg.stack_leaves,
-                         "stack_lr": cfg.stack_lr, "stack_max_rows": cfg.stack_max_rows}}
+                         "stack_lr": cfg.stack_lr, "stack_mix": cfg.stack_mix, "stack_max_rows": cfg.stack_max_rows}}
     write_json(scores, paths.scores("blend"))
     log.info("blend: honest CV by method %s; using %s", {m: round(v, 5) for m, v in cv_rmse.items()}, method)
     log.info("blend (%s): weights %s, intercept %.3f; honest CV %.4f ± %.4f, OOF %.4f -> %s", method,

@@ -51,7 +51,7 @@ def main():
     from pathlib import Path
 
     import cfblend
-    from cfblend.models import DEFAULT_MODELS
+    from cfblend.models import default_models
     from cfblend.paths import Paths
 
     print(f"cfblend {{cfblend.__version__}} imported from {{cfblend.__file__}}")
@@ -67,7 +67,8 @@ def main():
     print("packages: " + ", ".join(f"{{n}} {{have(n)}}" for n in names))
     from cfblend.pipeline import run_pipeline
 
-    models = [m for m in os.environ.get("CFBLEND_KERNEL_MODELS", "").split(",") if m] or list(DEFAULT_MODELS)
+    models = [m for m in os.environ.get("CFBLEND_KERNEL_MODELS", "").split(",") if m]
+    models = models or list(default_models("{dataset}"))
     overrides = os.environ.get("CFBLEND_KERNEL_SET", "")
     sub = run_pipeline("{dataset}", "{split}", Paths(Path(working) / "input", Path(working)), models=models,
                        overrides=overrides, kaggle_input=kaggle_input, network=False)

@@ -13,7 +13,7 @@ from cfblend.competition import Competition
 from cfblend.competition.folds import load_folds
 from cfblend.ensemble.run import check_blend
 from cfblend.io import write_csv, write_text
-from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS
+from cfblend.models import ANALYSIS_MODELS, default_models
 from cfblend.paths import Paths
 from cfblend.report.analysis import cold_start_table, test_predictions
 from cfblend.report.leaderboard import build_leaderboard, to_markdown, write_leaderboard
@@ -40,7 +40,7 @@ def run_report(comp: Competition, paths: Paths, html: bool = True) -> pd.DataFra
     members = [m for m in current if m not in ANALYSIS_MODELS]
     if not members:
         raise FileNotFoundError(f"no trained model in {paths.output}: run `make train MODEL=...` or `make all` first")
-    missing = [m for m in (*DEFAULT_MODELS, *ANALYSIS_MODELS) if m not in current]
+    missing = [m for m in (*default_models(comp.meta.get("dataset", "")), *ANALYSIS_MODELS) if m not in current]
     if missing:
         log.warning("not trained, so not in the report: %s (`make train MODEL=%s`)", ", ".join(missing),
                     ",".join(missing))

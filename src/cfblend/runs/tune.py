@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 TUNED_FILE = "tuned.yaml"  # in the cfblend.models package
 # Members that are another member with one setting changed take its tuned entry unless they have their own
 # (`bfm_opu`, `bfm_opi`: `bfm_op` with cutpoints per user or item; `make tune MODEL=bfm_opu SAVE=1` gives it one;
+# `autorec_imp`: `autorec` with the implicit input, which takes its large-data setting;
 # `dot_no_heavy`: `dot` without the heaviest raters, which the report compares with `dot` at the same config;
 # `dot_torch`: `dot` on the torch trainer, which the benchmark compares with `dot`).
-TUNED_FROM = {"bfm_opu": "bfm_op", "bfm_opi": "bfm_op", "dot_no_heavy": "dot", "dot_torch": "dot"}
+TUNED_FROM = {"bfm_opu": "bfm_op", "bfm_opi": "bfm_op", "autorec_imp": "autorec", "dot_no_heavy": "dot",
+              "dot_torch": "dot"}
 
 
 def _dot(t) -> dict[str, Any]:
