@@ -14,10 +14,11 @@ through a non-linearity, rather than by a free vector. That difference is what e
 
 `autorec_imp` (`implicit`) also encodes *who rated the item at all*: a second bag over the item's
 public raters (every train and test pair, as SVD++'s implicit sets and `bfm`'s rater blocks; never a
-rating), weighted 1/sqrt(their count), h_i = sigmoid(W r_i + Y n_i + b), with 500 hidden units. On
-ml-100k u1..u5 (`make bench`'s folders): OOF 0.905-0.911 alone, worse than `autorec`'s 0.903 (with
-300 units it scored 0.897), yet the blend with both autoencoders gains most with 500: test 0.8623 ->
-0.8614, honest CV 0.8671 -> 0.8664 (300 units: 0.8621 / 0.8667).
+rating), weighted 1/sqrt(their count), h_i = sigmoid(W r_i + Y n_i + b), with 500 hidden units; Y
+is not in the L2 penalty (as measured; penalising it was not tried). On ml-100k u1..u5 (`make
+bench`'s folders): OOF 0.907 alone, worse than `autorec`'s 0.904 (with 300 units it scored 0.898),
+yet the blend with both autoencoders gains most with 500: test 0.8623 -> 0.8614, honest CV 0.8671
+-> 0.8664 (300 units: 0.8621 / 0.8667).
 
 Cold start: an item never seen in training has an empty input, so its code is sigmoid(b) and
 its prediction is the decoder's user term; a user never seen in training has no decoder row,
@@ -212,6 +213,7 @@ class AutoRecModel(Model[AutoRecConfig]):
 
     @staticmethod
     def _bag_arrays(bags: ItemBags | None, prefix: str) -> dict[str, np.ndarray]:
+        """`bags` as plain arrays for `save_state`, their names prefixed (none for no bags)."""
         if bags is None:
             return {}
         return {f"{prefix}indptr": bags.indptr.cpu().numpy(), f"{prefix}bag_users": bags.users.cpu().numpy(),
@@ -219,6 +221,7 @@ class AutoRecModel(Model[AutoRecConfig]):
 
     @staticmethod
     def _bags_from(s: dict, prefix: str, dev: torch.device) -> ItemBags:
+        """The bags `_bag_arrays` saved under `prefix`, on `dev`."""
         bags = ItemBags.__new__(ItemBags)
         bags.indptr, bags.users, bags.ratings = (torch.as_tensor(s[prefix + k], device=dev)
                                                  for k in ("indptr", "bag_users", "bag_ratings"))
