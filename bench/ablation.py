@@ -27,7 +27,7 @@ from cfblend.competition.folds import read_stamp
 from cfblend.competition.scoring import rmse
 from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, oof_and_test_meta
 from cfblend.ensemble.run import load_predictions
-from cfblend.models import DEFAULT_MODELS
+from cfblend.models import default_models
 from cfblend.paths import Paths
 from cfblend.report.leaderboard import to_markdown
 
@@ -35,9 +35,11 @@ log = logging.getLogger("ablation")
 
 
 def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> pd.DataFrame:
-    """Rows: each member alone, the blend of `models`, and that blend without each member."""
+    """Rows: each member alone, the blend of `models` (empty: the dataset's default members), and that
+    blend without each member."""
     paths = Paths(inputs, out)
     comp = Competition.load(paths.competition(read_stamp(paths)["competition"]))
+    models = models or list(default_models(comp.meta["dataset"]))
     solution = pd.read_csv(paths.solution(comp.name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
     X, T, folds = load_predictions(paths, comp, models)
     y = comp.train["rating"].to_numpy(np.float64)
@@ -63,7 +65,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bench/ablation.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--outs", required=True, help="comma-separated output folders, one per split")
     p.add_argument("--input", default="input")
-    p.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    p.add_argument("--models", default="", help="comma-separated (default: each folder's dataset's default members)")
     p.add_argument("--method", default="auto")
     p.add_argument("--out", default="bench/results/ablation.md")
     p.add_argument("--note", default="", help="a line of context for the table (machine, settings)")

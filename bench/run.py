@@ -37,7 +37,7 @@ from cfblend.competition import Competition, competition_name, make_competition
 from cfblend.competition.scoring import rmse
 from cfblend.data import get_spec, load_dataset
 from cfblend.data.sources import ensure_dataset
-from cfblend.models import DEFAULT_MODELS, make_model
+from cfblend.models import default_models, make_model
 from cfblend.paths import Paths
 from cfblend.pipeline import run_pipeline
 from cfblend.report.leaderboard import to_markdown
@@ -99,10 +99,11 @@ def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], re
     y = pd.read_csv(paths.solution(name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
     rows = []
     t0 = time.perf_counter()
+    members = default_models(dataset)  # what `make all` trains on this dataset
     if pipeline:
-        run_pipeline(dataset, split, paths, models=DEFAULT_MODELS, k=k, seed=seed, html=False)
+        run_pipeline(dataset, split, paths, models=members, k=k, seed=seed, html=False)
     pipeline_s = time.perf_counter() - t0
-    for m in (*[m for m in DEFAULT_MODELS if m != "global_mean"], "blend") if pipeline else ():
+    for m in (*[m for m in members if m != "global_mean"], "blend") if pipeline else ():
         pred = pd.read_parquet(paths.test(m)).set_index("id").loc[comp.test["id"], "pred"].to_numpy()
         rows.append({"split": split, "model": f"{m} ({k}-fold CV, as make all)", "rmse": rmse(y, pred),
                      "fit_s": np.nan, "ratings_per_s_per_epoch": np.nan})

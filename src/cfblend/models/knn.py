@@ -26,7 +26,6 @@ baseline (mu plus the biases that are known).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -38,13 +37,8 @@ from cfblend.io import atomic_path
 from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.baselines import BiasesConfig, DampedBiases
 from cfblend.models.ids import IdIndex
-
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is in requirements.txt
-    njit = None
-
-_CACHE = os.path.isfile(__file__)  # numba caches compiled code beside this file; inside a zip it cannot
+from cfblend.models.jit import CACHE as _CACHE
+from cfblend.models.jit import njit
 
 
 @dataclass

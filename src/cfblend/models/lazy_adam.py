@@ -13,17 +13,12 @@ or without numba, `train_minibatch` uses SparseAdam itself.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import torch
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is in requirements.txt
-    njit = None
-
-_CACHE = os.path.isfile(__file__)  # no numba cache inside a zip (the Kaggle kernel)
+from cfblend.models.jit import CACHE as _CACHE
+from cfblend.models.jit import njit
 
 
 def _lazy_adam_py(W, M, V, idx, vals, slot, acc, uniq, step_size, b1, b2, eps):

@@ -22,7 +22,6 @@ all from the biases that are known, or mu.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +36,8 @@ from cfblend.competition.scoring import rmse
 from cfblend.io import atomic_path
 from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.ids import IdIndex
-
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is in requirements.txt
-    njit = None
-
-_CACHE = os.path.isfile(__file__)  # numba caches compiled code beside this file; inside a zip it cannot
+from cfblend.models.jit import CACHE as _CACHE
+from cfblend.models.jit import njit
 
 
 @dataclass

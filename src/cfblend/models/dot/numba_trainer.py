@@ -11,7 +11,6 @@ small batches; on large data it needs no dense pass over 160k x 60k-row tables. 
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING
 
@@ -24,14 +23,8 @@ from cfblend.models.dot.tables import copy_back, fill_tables, masks, schedule, t
 if TYPE_CHECKING:
     from cfblend.models.dot.model import DotConfig, DotNet
 
-try:
-    import numba
-    from numba import njit, prange
-except ImportError:  # pragma: no cover - numba is in requirements.txt
-    numba, njit, prange = None, None, range
-
-# numba caches compiled code beside this file; inside a zip (the Kaggle kernel) it cannot.
-_CACHE = os.path.isfile(__file__)
+from cfblend.models.jit import CACHE as _CACHE
+from cfblend.models.jit import njit, numba, prange
 
 
 def _adam_rows_py(T, M, S, Gr, touched, n_touched, seen, step_size, b1, b2, inv_bc2, eps):
