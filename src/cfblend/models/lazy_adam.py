@@ -8,6 +8,11 @@ fastai's widths). Here a table's step is one pass: the rows of the batch are sum
 index through a slot array (no sort), and each distinct row gets Adam's update with the same bias
 correction as SparseAdam (only the rows a step touches move; the step count is global). Off the CPU,
 or without numba, `train_minibatch` uses SparseAdam itself.
+
+The loop is compiled with `error_model="numpy"`: under numba's default (Python's), every division checks
+for a zero divisor, which keeps LLVM from vectorising the row update; with the check gone, the square
+roots and divisions run eight or sixteen at a time (a step of 32,768 rows of a 162k x 51 table: 20 ms
+-> 8 ms). The divisor is never zero (eps > 0).
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def _lazy_adam_py(W, M, V, idx, vals, slot, acc, uniq, step_size, b1, b2, eps):
             W[a, k] -= step_size * m / (np.sqrt(v) + eps)
 
 
-_lazy_adam = njit(cache=_CACHE, fastmath=True, nogil=True)(_lazy_adam_py) if njit else None
+_lazy_adam = njit(cache=_CACHE, fastmath=True, nogil=True, error_model="numpy")(_lazy_adam_py) if njit else None
 
 
 class LazyAdam(torch.optim.Optimizer):

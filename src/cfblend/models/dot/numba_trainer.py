@@ -129,7 +129,8 @@ def _blocked_epoch(U, V, Gs, states, moments, grads, seen_u, seen_v, touched, u,
     return step0 + steps_per_epoch, sq.sum() / n
 
 
-_adam_rows = njit(cache=_CACHE, fastmath=True, nogil=True)(_adam_rows_py) if njit else None
+# error_model="numpy": no zero-divisor check, so the row update vectorises (models/lazy_adam.py)
+_adam_rows = njit(cache=_CACHE, fastmath=True, nogil=True, error_model="numpy")(_adam_rows_py) if njit else None
 blocked_epoch = njit(cache=_CACHE, fastmath=True, nogil=True, parallel=True)(_blocked_epoch) if njit else None
 _seed = njit(cache=_CACHE)(_seed_py) if njit else None  # numba's generator is its own: seed it inside numba
 
