@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -10,18 +9,25 @@ from cfblend.models import make_model
 from cfblend.report.similar import factor_sets, find_item, nearest, side_by_side, similar_table
 from cfblend.runs import side_info
 
+TWIN = 10**5
+
+
+def twin_of(rows: pd.DataFrame, item: int) -> pd.DataFrame:
+    """`rows` plus a copy of `item`'s rows as item `TWIN`: same raters, same ratings."""
+    twin = rows[rows["item_id"] == item]
+    return pd.concat([rows, twin.assign(item_id=TWIN, id=twin["id"] + 10**7)], ignore_index=True)
+
 
 @pytest.fixture
 def twins(comp_env):
-    """The competition with a twin of its most rated item: same raters, same ratings."""
+    """The competition with a twin of its most rated item: same raters, same ratings, same genres and year."""
     comp, _, paths = comp_env
-    item = int(comp.train["item_id"].value_counts().index[0])
-    twin = comp.train[comp.train["item_id"] == item].assign(item_id=10**5)
-    twin = twin.assign(id=np.arange(len(twin)) + 10**7)
-    comp.train = pd.concat([comp.train, twin], ignore_index=True)
-    comp.items = pd.concat([comp.items, pd.DataFrame({"item_id": [10**5], "title": ["The Twin (1999)"],
-                                                      "year": [1999.0], "genres": [["Drama"]]})], ignore_index=True)
-    return comp, paths, item
+    base = comp.train
+    item = int(base["item_id"].value_counts().index[0])
+    comp.train = twin_of(base, item)
+    comp.items = pd.concat([comp.items, comp.items[comp.items["item_id"] == item].assign(
+        item_id=TWIN, title="The Twin (1999)")], ignore_index=True)
+    return comp, paths, item, base
 
 
 SETTINGS = {"dot": {"epochs": 30, "factors": 8}, "nn": {"epochs": 20, "fm_wd": 0.02},
@@ -32,17 +38,18 @@ SETTINGS = {"dot": {"epochs": 30, "factors": 8}, "nn": {"epochs": 20, "fm_wd": 0
 def test_an_item_and_its_twin_are_nearest_neighbours(twins, name):
     if name == "bfm":
         pytest.importorskip("myfm", reason="myfm not installed")
-    comp, paths, item = twins
+    comp, paths, item, base = twins
     side = side_info(comp)
     overrides = SETTINGS[name]
     for k in range(2):  # two "fold" models, each in its own rotation of the latent space
-        model = make_model(name, side, {**overrides, "seed": k}).fit(comp.train.sample(frac=0.9, random_state=k))
+        rows = twin_of(base.sample(frac=0.9, random_state=k), item)  # the twin keeps its item's sampled rows
+        model = make_model(name, side, {**overrides, "seed": k}).fit(rows)
         model.save(paths.models(name) / f"fold{k}{model.suffix}")
     sets = factor_sets(paths, comp, name)
     assert len(sets) >= 2  # two fold models (times the saved posterior samples of bfm)
     counts = comp.train["item_id"].value_counts()
     top = nearest(sets, item, counts.index[counts >= 5].to_numpy(), k=3)
-    assert top.index[0] == 10**5 and top.iloc[0] > top.iloc[1]
+    assert top.index[0] == TWIN and top.iloc[0] > top.iloc[1]
     table = similar_table(paths, comp, [item], [name], k=3, min_count=5)
     assert table["title"].iloc[0] == "The Twin (1999)" and list(table["rank"]) == [1, 2, 3]
     assert "The Twin (1999)" in side_by_side(table)[name].iloc[0]
