@@ -2,7 +2,7 @@
 numba loop per table on the CPU.
 
 SparseAdam coalesces each sparse gradient (a sort and a reduction) and then runs about ten tensor
-operations over the touched rows, per table and step; with the ten sparse tables of `nn` that was
+operations over the touched rows, per table and step; with the sparse tables `nn` had then that was
 30 of the 78 ms of a step of 8192 ratings at 25M scale (torch profiler, embeddings a twentieth of
 fastai's widths). Here a table's step is one pass: the rows of the batch are summed per distinct
 index through a slot array (no sort), and each distinct row gets Adam's update with the same bias
