@@ -97,7 +97,7 @@ class EntityEmbeddingNet(nn.Module):
         self.tables = nn.ModuleList(_embedding(nn.Embedding, n, p, c.sparse)
                                     for n, p in zip(cardinalities, self.parts, strict=False))
         self.genre_bag = _embedding(nn.EmbeddingBag, n_genres + 1, self.parts[-1], c.sparse) if n_genres else None
-        self.widths, self.fm_factors = widths, c.fm_factors
+        self.fm_factors = c.fm_factors
         self.emb_drop = FastDropout(c.emb_dropout, c.seed + 1) if c.emb_dropout else nn.Identity()
         self.dense_norm = nn.BatchNorm1d(n_dense) if (n_dense and c.batch_norm) else nn.Identity()
         width = sum(p[0] for p in self.parts) + n_dense
@@ -236,7 +236,7 @@ class EntityEmbeddingModel(TorchModel[NNConfig]):
         and its factors in the user·item FM term (`fm0`...)."""
         j = 0 if kind == "user" else 1
         ids = np.array(list(self.encoder.vocab[f"{kind}_id"]))
-        w = self.net.widths[j]
+        w = self.net.parts[j][0]
         weight = self.net.tables[j].weight[1: len(ids) + 1].cpu().numpy()
         table = pd.DataFrame(weight[:, :w], columns=[f"e{k}" for k in range(w)])
         table.insert(0, "bias", weight[:, w])
@@ -250,7 +250,7 @@ class EntityEmbeddingModel(TorchModel[NNConfig]):
     def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """The ids of the items seen in training and their factors in the user·item (FM) term, or their
         entity embeddings when the network has no FM term."""
-        w = self.net.widths[1]
+        w = self.net.parts[1][0]
         weight = self.net.tables[1].weight[1:].cpu().numpy()
         return np.array(list(self.encoder.vocab["item_id"])), [weight[:, w + 1:] if self.net.fm_factors
                                                                else weight[:, :w]]
