@@ -91,7 +91,7 @@ blend: $(ENV)  ## blend the trained models' OOF predictions (MODELS; default all
 report: $(ENV)  ## leaderboard of every trained model -> OUT/leaderboard.{csv,md}
 	$(CLI) report
 
-all: $(ENV)  ## data, competition, folds, every model (MODELS; default: the registry's DEFAULT_MODELS), blend, report
+all: $(ENV)  ## data, competition, folds, every model (MODELS: names and/or a list, fast|full; default: the dataset's), blend, report
 	$(CLI) all --models "$$MODELS" --k "$$K" --set "$$SET" --method "$$BLEND" --device "$$DEVICE" \
 	    --data-dir "$$DATA_DIR" $(OVERWRITE) $(EXEC)
 
@@ -123,8 +123,8 @@ submit: $(ENV)  ## kaggle competitions submit COMP=<slug> -f OUT/submission.csv 
 screenshot: $(ENV)  ## render OUT/report.html in headless Chromium -> OUT/report.png
 	$(PYTHON) scripts/screenshot_report.py "$$OUT/report.html" "$$OUT/report.png"
 
-bench: $(ENV)  ## our models vs Surprise (pip install -r bench/requirements-bench.txt first; K=10: the heavier setting) -> bench/results/
-	$(PYTHON) bench/run.py --datasets "$$BENCH_DATASETS" --splits "$$BENCH_SPLITS" --k "$$K"
+bench: $(ENV)  ## our models (MODELS, default full) vs Surprise (pip install -r bench/requirements-bench.txt first; K=10: ten folds) -> bench/results/
+	$(PYTHON) bench/run.py --datasets "$$BENCH_DATASETS" --splits "$$BENCH_SPLITS" --k "$$K" --models "$${MODELS:-full}"
 
 test: $(ENV)  ## lint, then the test suite
 	$(PYTHON) -m ruff check src tests scripts bench

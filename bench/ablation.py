@@ -2,9 +2,10 @@
 """Blend ablation: what each member adds, read off trained artifacts (nothing is retrained).
 
 For the output folders given (one per split, each trained by `make all` with the members to
-compare), it writes a table with each member alone (OOF and test RMSE) and the default blend with
-each member dropped in turn (honest CV and test RMSE). A member whose removal does not worsen the
-honest CV does not earn its place in the default list.
+compare, by default `MODELS=full`), it writes a table with each member alone (OOF and test RMSE), their
+blend, the blend of the fast list (what a plain `make all` trains on ml-100k) and the blend with each
+member dropped in turn (honest CV and test RMSE). A member whose removal does not worsen the honest CV does
+not earn its place in the lists.
 
 Usage: python bench/ablation.py --outs output/u1,output/u2 [--models bfm,bfm_op,...] [--out bench/results/ablation.md]
 """
@@ -27,7 +28,7 @@ from cfblend.competition.folds import read_stamp
 from cfblend.competition.scoring import rmse
 from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, oof_and_test_meta
 from cfblend.ensemble.run import load_predictions
-from cfblend.models import default_models
+from cfblend.models import FAST_MODELS, default_models, expand_models
 from cfblend.paths import Paths
 from cfblend.report.leaderboard import to_markdown
 
@@ -35,11 +36,11 @@ log = logging.getLogger("ablation")
 
 
 def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> pd.DataFrame:
-    """Rows: each member alone, the blend of `models` (empty: the dataset's default members), and that
-    blend without each member."""
+    """Rows: each member alone, the blend of `models` (names or list names; empty: the dataset's full list),
+    the blend of the fast list when `models` holds more, and the blend of `models` without each member."""
     paths = Paths(inputs, out)
     comp = Competition.load(paths.competition(read_stamp(paths)["competition"]))
-    models = models or list(default_models(comp.meta["dataset"]))
+    models = expand_models(models, comp.meta["dataset"]) or list(default_models(comp.meta["dataset"], "full"))
     solution = pd.read_csv(paths.solution(comp.name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
     X, T, folds = load_predictions(paths, comp, models)
     y = comp.train["rating"].to_numpy(np.float64)
@@ -55,6 +56,10 @@ def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> 
 
     everything = list(range(len(models)))
     rows.append(blended(everything, "blend of all"))
+    fast = [j for j, m in enumerate(models) if m in FAST_MODELS]
+    if len(fast) < len(models):
+        dropped = ", ".join(m for m in models if m not in FAST_MODELS)
+        rows.append(blended(fast, f"blend of the fast list (without {dropped})"))
     for j, m in enumerate(models):
         rows.append(blended([i for i in everything if i != j], f"blend without {m}"))
     return pd.DataFrame(rows)
@@ -65,7 +70,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bench/ablation.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--outs", required=True, help="comma-separated output folders, one per split")
     p.add_argument("--input", default="input")
-    p.add_argument("--models", default="", help="comma-separated (default: each folder's dataset's default members)")
+    p.add_argument("--models", default="", help="comma-separated names or list names (default: full)")
     p.add_argument("--method", default="auto")
     p.add_argument("--out", default="bench/results/ablation.md")
     p.add_argument("--note", default="", help="a line of context for the table (machine, settings)")

@@ -3,7 +3,8 @@
 Protocols: ml-100k's official 5-fold (u1..u5, the mean RMSE papers report) and ml-1m random
 90/10 (seeded). For each split:
 
-- every default member and the `blend` run through the competition pipeline exactly as `make all`
+- every member of `--models` (default `full`, the leaderboard setting; `fast`: what a plain
+  `make all` trains on ml-100k) and the `blend` run through the competition pipeline exactly as `make all`
   does (5-fold CV inside train, or `--k`, test prediction = mean of the fold models, blend on the OOF
   predictions), scored on the split's test rows;
 - for the timing comparison, `dot` (its numba trainer on the CPU), `dot_torch` (the same model
@@ -37,7 +38,7 @@ from cfblend.competition import Competition, competition_name, make_competition
 from cfblend.competition.scoring import rmse
 from cfblend.data import get_spec, load_dataset
 from cfblend.data.sources import ensure_dataset
-from cfblend.models import default_models, make_model
+from cfblend.models import expand_models, make_model
 from cfblend.paths import Paths
 from cfblend.pipeline import run_pipeline
 from cfblend.report.leaderboard import to_markdown
@@ -88,9 +89,9 @@ def ours_fit_predict(name: str, comp: Competition, test: pd.DataFrame, repeats: 
 
 
 def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], repeats: int, seed: int,
-                pipeline: bool = True, k: int = 5) -> list[dict]:
+                pipeline: bool = True, k: int = 5, models: str = "full") -> list[dict]:
     """All rows of the table for one split (`pipeline=False`: the one-fit comparisons only; `k`: the
-    pipeline's folds)."""
+    pipeline's folds; `models`: its members, names or list names as `MODELS` takes them)."""
     paths = Paths(work / "input", work / "output" / f"{dataset}-{split}")
     spec = get_spec(dataset)
     raw = ensure_dataset(spec, paths.input)
@@ -99,7 +100,7 @@ def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], re
     y = pd.read_csv(paths.solution(name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
     rows = []
     t0 = time.perf_counter()
-    members = default_models(dataset)  # what `make all` trains on this dataset
+    members = expand_models(models.replace(",", " ").split(), dataset)
     if pipeline:
         run_pipeline(dataset, split, paths, models=members, k=k, seed=seed, html=False)
     pipeline_s = time.perf_counter() - t0
@@ -144,19 +145,21 @@ def results_name(dataset: str, k: int) -> str:
 
 
 def run_bench(datasets: list[str], work: Path, results: Path, peers: tuple[str, ...], repeats: int, seed: int,
-              splits: list[str] | None = None, pipeline: bool = True, k: int = 5) -> dict[str, pd.DataFrame]:
+              splits: list[str] | None = None, pipeline: bool = True, k: int = 5,
+              models: str = "full") -> dict[str, pd.DataFrame]:
     """Run the protocols and write `results/<dataset>.md` (`<dataset>-k<k>.md` when `k` is not 5)."""
     tables = {}
     for ds in datasets:
         rows = []
         for split in splits or PROTOCOLS[ds]:
-            rows += bench_split(ds, split, work, peers, repeats, seed, pipeline, k)
+            rows += bench_split(ds, split, work, peers, repeats, seed, pipeline, k, models)
         table = summarise(rows)
         per_split = pd.DataFrame(rows).pivot_table(index="model", columns="split", values="rmse", sort=False)
         note = "" if pipeline else f"The {k}-fold pipeline rows were skipped in this run (--no-pipeline).\n"
         header = (note + machine_line(["torch", "lightgbm", "pandas", "numpy", "scikit-learn", "scikit-surprise"])
                   + "\n\n"
-                  f"Protocol: {', '.join(splits or PROTOCOLS[ds])}; rmse = mean over splits of the test RMSE; "
+                  f"Protocol: {', '.join(splits or PROTOCOLS[ds])}; pipeline members: MODELS={models}; "
+                  "rmse = mean over splits of the test RMSE; "
                   f"fit_s = median over splits of the median of {repeats} fits on the split's train set; "
                   f"time_vs_SVD = our fit time / Surprise SVD's, median over splits, same run.\n")
         md = to_markdown(table, f"Benchmark: {ds}") + "\n" + header + "\n" + to_markdown(
@@ -180,6 +183,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--work", default="", help="folder for data and artifacts (default: a temp folder)")
     p.add_argument("--input", default="input", help="where the datasets are (or are fetched to)")
     p.add_argument("--results", default="bench/results")
+    p.add_argument("--models", default="full", help="the pipeline's members (default: full, the leaderboard setting)")
     p.add_argument("--no-pipeline", action="store_true", help="skip the pipeline; one-fit comparisons only")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -193,7 +197,8 @@ def main(argv: list[str]) -> int:
                 (work / "input" / ds).symlink_to(src.resolve())
         run_bench(args.datasets.split(","), work, Path(args.results),
                   tuple(x for x in args.peers.split(",") if x), args.repeats, args.seed,
-                  [s for s in args.splits.split(",") if s] or None, pipeline=not args.no_pipeline, k=args.k)
+                  [s for s in args.splits.split(",") if s] or None, pipeline=not args.no_pipeline, k=args.k,
+                  models=args.models or "full")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cfblend.models import DEFAULT_MODELS, model_config, parse_set
+from cfblend.models import FAST_MODELS, FULL_MODELS, model_config, parse_set
 from cfblend.models.dot import DotConfig
 
 
@@ -41,7 +41,7 @@ def test_defaults_apply_unless_set():
 
 
 def test_empty_set_changes_nothing():
-    assert parse_set("", DEFAULT_MODELS) == {m: {} for m in DEFAULT_MODELS}
+    assert parse_set("", FAST_MODELS) == {m: {} for m in FAST_MODELS}
     assert parse_set(None, ["dot"]) == {"dot": {}}
 
 
@@ -53,9 +53,36 @@ def test_the_run_seed_reaches_every_model_and_the_dot_models_a_gbm_builds_on():
     assert model_config("gbm", parse_set("gbm.dot={seed: 1}", ["gbm"], {"seed": 7})["gbm"]).dot == {"seed": 1}
 
 
-def test_a_dataset_default_list_leaves_out_only_its_left_out_members_in_order():
+def test_a_dataset_default_list_is_its_list_less_its_left_out_members_in_order():
     from cfblend.models import LEFT_OUT, default_models
 
-    assert default_models("ml-100k") == DEFAULT_MODELS
-    assert "autorec_imp" in DEFAULT_MODELS and LEFT_OUT["ml-1m"] == ("autorec_imp",)
-    assert default_models("ml-1m") == tuple(m for m in DEFAULT_MODELS if m != "autorec_imp")
+    assert default_models("ml-100k") == FAST_MODELS
+    assert "autorec_imp" in FAST_MODELS and LEFT_OUT["ml-1m"] == ("autorec_imp",)
+    assert default_models("ml-1m") == tuple(m for m in FULL_MODELS if m != "autorec_imp")
+    assert default_models("ml-1m", "fast") == tuple(m for m in FAST_MODELS if m != "autorec_imp")
+    assert default_models("ml-100k", "full") == FULL_MODELS
+    with pytest.raises(ValueError, match="unknown model list 'default'"):
+        default_models("ml-100k", "default")
+
+
+def test_the_fast_list_is_part_of_the_full_list_in_its_order():
+    assert set(FAST_MODELS) < set(FULL_MODELS)
+    assert tuple(m for m in FULL_MODELS if m in FAST_MODELS) == FAST_MODELS  # the blend's order kept
+
+
+def test_a_list_name_in_models_expands_in_place_and_each_member_comes_once():
+    from cfblend.models import expand_models
+
+    assert expand_models(["full"], "ml-100k") == list(FULL_MODELS)
+    assert expand_models(["fast"], "ml-1m") == [m for m in FAST_MODELS if m != "autorec_imp"]
+    assert expand_models(["nn_ids", "fast", "dot"], "ml-100k") == ["nn_ids", *FAST_MODELS]
+    assert expand_models(["bfm", "full"], "ml-100k") == ["bfm", *(m for m in FULL_MODELS if m != "bfm")]
+    assert expand_models([], "ml-100k") == []
+
+
+def test_the_command_line_reads_models_with_commas_or_spaces_and_list_names():
+    from cfblend.cli import _models
+
+    assert _models("full, nn_ids", "ml-100k", ()) == [*FULL_MODELS, "nn_ids"]
+    assert _models("dot,nn", "ml-100k", FAST_MODELS) == ["dot", "nn"]
+    assert _models("  ", "ml-100k", FAST_MODELS) == list(FAST_MODELS)

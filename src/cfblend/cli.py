@@ -17,9 +17,12 @@ from cfblend.paths import Paths
 log = logging.getLogger("cfblend")
 
 
-def _models(text: str, default: tuple[str, ...]) -> list[str]:
-    """Model names from a comma- or space-separated list; `default` when empty."""
-    return [m for m in text.replace(",", " ").split() if m] or list(default)
+def _models(text: str, dataset: str, default: tuple[str, ...]) -> list[str]:
+    """Model names from a comma- or space-separated list, list names (`fast`, `full`) expanded for
+    `dataset`; `default` when empty."""
+    from cfblend.models import expand_models
+
+    return expand_models(text.replace(",", " ").split(), dataset) or list(default)
 
 
 def _split(args) -> str:
@@ -73,7 +76,7 @@ def cmd_train(args) -> None:
     from cfblend.runs import train_members
     from cfblend.runs.tune import with_tuned
 
-    names = _models(args.model, default_models(args.dataset))
+    names = _models(args.model, args.dataset, default_models(args.dataset))
     for n in names:
         if not available(n):
             raise ValueError(f"{n} needs {model_class(n).requires}, which is not installed: `make install`")
@@ -132,7 +135,7 @@ def cmd_score(args) -> None:
 def cmd_blend(args) -> None:
     from cfblend.ensemble import BlendConfig, run_blend
 
-    models = _models(args.models, ())
+    models = _models(args.models, args.dataset, ())
     run_blend(_competition(args), _paths(args), BlendConfig(models=models, method=args.method))
 
 
@@ -148,7 +151,7 @@ def cmd_all(args) -> None:
 
     executor = _executor(args)
     try:
-        models = _models(args.models, default_models(args.dataset))
+        models = _models(args.models, args.dataset, default_models(args.dataset))
         run_pipeline(args.dataset, _split(args), _paths(args), models=models, k=args.k, seed=args.seed,
                      overrides=args.set, blend_method=args.method, data_dir=args.data_dir or None,
                      device=args.device, overwrite=args.overwrite, executor=executor)
@@ -186,7 +189,8 @@ def cmd_similar(args) -> None:
     members = [m for m in EMBEDDING_MEMBERS
                if artifacts.valid(paths, m, comp.fingerprint, folds_sha, loads_models=True)]
     if not members:
-        raise FileNotFoundError(f"no trained dot, nn or bfm in {paths.output}: run `make train MODEL=dot` first")
+        raise FileNotFoundError(f"no trained {' or '.join(EMBEDDING_MEMBERS)} in {paths.output}: "
+                                "run `make train MODEL=dot` first")
     item = find_item(comp.items, args.item)
     n = int((comp.train["item_id"] == item).sum())
     title = comp.items.set_index("item_id")["title"].get(item, item)
@@ -202,10 +206,11 @@ def cmd_models(args) -> None:
     import typing
     from dataclasses import fields
 
-    from cfblend.models import ANALYSIS_MODELS, DEFAULT_MODELS, LEFT_OUT, REGISTRY, available
+    from cfblend.models import ANALYSIS_MODELS, FAST_MODELS, FULL_MODELS, LEFT_OUT, REGISTRY, available
 
     for name, (cls, cfg) in REGISTRY.items():
-        role = "default member" if name in DEFAULT_MODELS else "analysis" if name in ANALYSIS_MODELS else "optional"
+        role = ("fast and full lists" if name in FAST_MODELS else "full list" if name in FULL_MODELS
+                else "analysis" if name in ANALYSIS_MODELS else "optional")
         left_out = [d for d, names in LEFT_OUT.items() if name in names]
         role += f", left out on {', '.join(left_out)}" if left_out else ""
         extra = "" if available(name) else f"; needs {cls.requires}, not installed"

@@ -3,8 +3,8 @@
 The script carries the `cfblend` package as an embedded zip (base64), imports it from there
 (zipimport), and runs the whole pipeline: input from `/kaggle/input`, artifacts and
 `submission.csv` to `/kaggle/working`. `CFBLEND_KAGGLE_INPUT` / `CFBLEND_KAGGLE_WORKING`
-override those two paths (for running it locally), `CFBLEND_KERNEL_MODELS` (comma separated)
-and `CFBLEND_KERNEL_SET` (config overrides in the `SET` syntax of `make`, e.g.
+override those two paths (for running it locally), `CFBLEND_KERNEL_MODELS` (comma
+separated; `full`: the full list) and `CFBLEND_KERNEL_SET` (config overrides in the `SET` syntax of `make`, e.g.
 `"epochs=2 gbm.inner_folds=2"`) shrink a run for a smoke test.
 """
 
@@ -51,7 +51,7 @@ def main():
     from pathlib import Path
 
     import cfblend
-    from cfblend.models import default_models
+    from cfblend.models import default_models, expand_models
     from cfblend.paths import Paths
 
     print(f"cfblend {{cfblend.__version__}} imported from {{cfblend.__file__}}")
@@ -67,7 +67,7 @@ def main():
     print("packages: " + ", ".join(f"{{n}} {{have(n)}}" for n in names))
     from cfblend.pipeline import run_pipeline
 
-    models = [m for m in os.environ.get("CFBLEND_KERNEL_MODELS", "").split(",") if m]
+    models = expand_models([m for m in os.environ.get("CFBLEND_KERNEL_MODELS", "").split(",") if m], "{dataset}")
     models = models or list(default_models("{dataset}"))
     overrides = os.environ.get("CFBLEND_KERNEL_SET", "")
     sub = run_pipeline("{dataset}", "{split}", Paths(Path(working) / "input", Path(working)), models=models,

@@ -26,7 +26,7 @@ from cfblend.runs.cv import side_info
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_MEMBERS = ("dot", "nn", "bfm")
+EMBEDDING_MEMBERS = ("dot", "nn", "bfm", "bfm_opu")  # bfm_opu: the Bayesian FM of the fast list
 
 
 def factor_sets(paths: Paths, comp: Competition, name: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -42,8 +42,8 @@ def factor_sets(paths: Paths, comp: Competition, name: str) -> list[tuple[np.nda
 def nearest(sets: list[tuple[np.ndarray, np.ndarray]], item: int, candidates: np.ndarray, k: int = 5) -> pd.Series:
     """The `k` candidates with the highest cosine similarity to `item`, averaged over the factor sets
     that know `item` (each candidate averaged over the sets that know it)."""
-    total = pd.Series(0.0, index=candidates)
-    count = pd.Series(0, index=candidates)
+    total = np.zeros(len(candidates))
+    count = np.zeros(len(candidates))
     for ids, m in sets:
         index = IdIndex(ids, ordered=True)
         q = index(np.array([item]))[0]
@@ -54,8 +54,9 @@ def nearest(sets: list[tuple[np.ndarray, np.ndarray]], item: int, candidates: np
         known = pos > 0
         total[known] += unit[pos[known] - 1] @ unit[q - 1]
         count[known] += 1
-    sim = (total / count.where(count > 0)).drop(item, errors="ignore").dropna()
-    return sim.nlargest(k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = pd.Series(total / count, index=candidates)
+    return sim.drop(item, errors="ignore").dropna().nlargest(k)
 
 
 def find_item(items: pd.DataFrame, query: str) -> int:
