@@ -55,8 +55,8 @@ FULL_MODELS = ("global_mean", "biases", "dot", "svdpp", "knn", "knn_user", "nn",
 FAST_MODELS = tuple(m for m in FULL_MODELS if m not in ("autorec", "bfm", "bfm_op"))
 MODEL_LISTS = {"fast": FAST_MODELS, "full": FULL_MODELS}  # list names `MODELS=` takes
 # Which list a plain `make all` trains, per dataset (default fast: ml-100k's `make all` within 5 minutes). ml-1m
-# takes the full list: its blend 0.8125 against 0.8161 with the fast one (honest CV 0.8154, 0.8189), and its
-# `make all` stays within half an hour (27:06).
+# takes the full list: its blend 0.8125 against 0.8161 with the fast one (honest CV 0.8154, 0.8189), whose
+# `make all` (21:46) is not within 10 minutes either; the full list's took 27:06 on a normal day.
 DATASET_LIST = {"ml-1m": "full"}
 ANALYSIS_MODELS = ("dot_no_heavy",)  # trained by `make all` for the report only
 # Members a dataset's lists leave out, where the ablation found them not worth their time there.
