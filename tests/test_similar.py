@@ -65,3 +65,15 @@ def test_find_item_by_id_exact_title_or_part_and_clear_refusals():
         find_item(items, "toy")
     with pytest.raises(ValueError, match="no movie matches 'alien'"):
         find_item(items, "alien")
+
+
+def test_a_similarity_is_the_mean_cosine_over_the_factor_sets_that_know_both_items():
+    import numpy as np
+
+    first = (np.array([1, 2, 3]), np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]]))  # items 1, 2, 3
+    second = (np.array([1, 2]), np.array([[0.0, 3.0], [0.0, 1.0]]))  # item 3 unknown here
+    sim = nearest([first, second], 1, np.array([1, 2, 3, 4]), k=5)
+    assert list(sim.index) == [2, 3]  # the query itself and an item no set knows are left out
+    assert sim[2] == pytest.approx((np.sqrt(0.5) + 1.0) / 2)
+    assert sim[3] == pytest.approx(0.0)  # averaged over the one set that knows it
+    assert nearest([second], 3, np.array([1, 2])).empty  # a query no set knows has no neighbours
