@@ -124,7 +124,7 @@ screenshot: $(ENV)  ## render OUT/report.html in headless Chromium -> OUT/report
 	$(PYTHON) scripts/screenshot_report.py "$$OUT/report.html" "$$OUT/report.png"
 
 bench: $(ENV)  ## our models (MODELS, default full) vs Surprise (pip install -r bench/requirements-bench.txt first; K=10: ten folds) -> bench/results/
-	$(PYTHON) bench/run.py --datasets "$$BENCH_DATASETS" --splits "$$BENCH_SPLITS" --k "$$K" --models "$${MODELS:-full}"
+	$(PYTHON) bench/run.py --datasets "$$BENCH_DATASETS" --splits "$$BENCH_SPLITS" --k "$$K" --models "$$MODELS"
 
 test: $(ENV)  ## lint, then the test suite
 	$(PYTHON) -m ruff check src tests scripts bench

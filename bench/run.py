@@ -183,7 +183,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--work", default="", help="folder for data and artifacts (default: a temp folder)")
     p.add_argument("--input", default="input", help="where the datasets are (or are fetched to)")
     p.add_argument("--results", default="bench/results")
-    p.add_argument("--models", default="full", help="the pipeline's members (default: full, the leaderboard setting)")
+    p.add_argument("--models", default="", help="the pipeline's members, as MODELS takes them (default: full)")
     p.add_argument("--no-pipeline", action="store_true", help="skip the pipeline; one-fit comparisons only")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
