@@ -89,7 +89,7 @@ def ours_fit_predict(name: str, comp: Competition, test: pd.DataFrame, repeats: 
 
 
 def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], repeats: int, seed: int,
-                pipeline: bool = True, k: int = 5, models: str = "full") -> list[dict]:
+                pipeline: bool, k: int, models: str) -> list[dict]:
     """All rows of the table for one split (`pipeline=False`: the one-fit comparisons only; `k`: the
     pipeline's folds; `models`: its members, names or list names as `MODELS` takes them)."""
     paths = Paths(work / "input", work / "output" / f"{dataset}-{split}")
@@ -100,7 +100,7 @@ def bench_split(dataset: str, split: str, work: Path, peers: tuple[str, ...], re
     y = pd.read_csv(paths.solution(name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
     rows = []
     t0 = time.perf_counter()
-    members = expand_models(models.replace(",", " ").split(), dataset)
+    members = expand_models(models, dataset)
     if pipeline:
         run_pipeline(dataset, split, paths, models=members, k=k, seed=seed, html=False)
     pipeline_s = time.perf_counter() - t0
@@ -145,8 +145,7 @@ def results_name(dataset: str, k: int) -> str:
 
 
 def run_bench(datasets: list[str], work: Path, results: Path, peers: tuple[str, ...], repeats: int, seed: int,
-              splits: list[str] | None = None, pipeline: bool = True, k: int = 5,
-              models: str = "full") -> dict[str, pd.DataFrame]:
+              splits: list[str] | None, pipeline: bool, k: int, models: str) -> dict[str, pd.DataFrame]:
     """Run the protocols and write `results/<dataset>.md` (`<dataset>-k<k>.md` when `k` is not 5)."""
     tables = {}
     for ds in datasets:

@@ -78,6 +78,8 @@ def test_a_list_name_in_models_expands_in_place_and_each_member_comes_once():
     assert expand_models(["nn_ids", "fast", "dot"], "ml-100k") == ["nn_ids", *FAST_MODELS]
     assert expand_models(["bfm", "full"], "ml-100k") == ["bfm", *(m for m in FULL_MODELS if m != "bfm")]
     assert expand_models([], "ml-100k") == []
+    assert expand_models(" full, nn_ids ", "ml-100k") == [*FULL_MODELS, "nn_ids"]
+    assert expand_models("", "ml-100k") == []
 
 
 def test_the_command_line_reads_models_with_commas_or_spaces_and_list_names():

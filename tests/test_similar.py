@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,8 +69,6 @@ def test_find_item_by_id_exact_title_or_part_and_clear_refusals():
 
 
 def test_a_similarity_is_the_mean_cosine_over_the_factor_sets_that_know_both_items():
-    import numpy as np
-
     first = (np.array([1, 2, 3]), np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]]))  # items 1, 2, 3
     second = (np.array([1, 2]), np.array([[0.0, 3.0], [0.0, 1.0]]))  # item 3 unknown here
     sim = nearest([first, second], 1, np.array([1, 2, 3, 4]), k=5)

@@ -22,7 +22,7 @@ def _models(text: str, dataset: str, default: tuple[str, ...]) -> list[str]:
     `dataset`; `default` when empty."""
     from cfblend.models import expand_models
 
-    return expand_models(text.replace(",", " ").split(), dataset) or list(default)
+    return expand_models(text, dataset) or list(default)
 
 
 def _split(args) -> str:

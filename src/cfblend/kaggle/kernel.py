@@ -67,7 +67,7 @@ def main():
     print("packages: " + ", ".join(f"{{n}} {{have(n)}}" for n in names))
     from cfblend.pipeline import run_pipeline
 
-    models = expand_models([m for m in os.environ.get("CFBLEND_KERNEL_MODELS", "").split(",") if m], "{dataset}")
+    models = expand_models(os.environ.get("CFBLEND_KERNEL_MODELS", ""), "{dataset}")
     models = models or list(default_models("{dataset}"))
     overrides = os.environ.get("CFBLEND_KERNEL_SET", "")
     sub = run_pipeline("{dataset}", "{split}", Paths(Path(working) / "input", Path(working)), models=models,

@@ -74,11 +74,14 @@ def default_models(dataset: str, which: str | None = None) -> tuple[str, ...]:
     return tuple(m for m in MODEL_LISTS[which] if m not in LEFT_OUT.get(dataset, ()))
 
 
-def expand_models(names: list[str], dataset: str) -> list[str]:
-    """`names` with each list name (`fast`, `full`) replaced by its members on `dataset`; each name once, in
-    order (`MODELS="full nn_ids"`: the full list and `nn_ids`)."""
+def expand_models(names: str | list[str], dataset: str) -> list[str]:
+    """`names` (a list, or text separated by commas or spaces as `MODELS` takes it) with each list name (`fast`,
+    `full`) replaced by its members on `dataset`; each name once, in order (`"full nn_ids"`: the full list and
+    `nn_ids`)."""
     out: list[str] = []
-    for name in names:
+    for name in re.split(r"[,\s]+", names.strip()) if isinstance(names, str) else names:
+        if not name:
+            continue
         out += [m for m in (default_models(dataset, name) if name in MODEL_LISTS else (name,)) if m not in out]
     return out
 
