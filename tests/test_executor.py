@@ -289,8 +289,8 @@ def test_a_torch_member_fitted_side_by_side_gets_the_in_process_numbers(comp_env
 def test_consecutive_side_by_side_members_share_one_pool_and_get_the_one_by_one_numbers(comp_env, tmp_path,
                                                                                         monkeypatch):
     """nn, autorec and bfm queue their folds in one pool of two single-threaded processes (no core idles while
-    a member's last fold runs alone), the one-core bfm first, then the others in order; dot, before them, is
-    trained first in this process. The artifacts are those of the members trained one by one."""
+    a member's last fold runs alone), the longest folds first (bfm, autorec, nn: `fold_cost`); dot, before them,
+    is trained first in this process. The artifacts are those of the members trained one by one."""
     from cfblend.competition.folds import ensure_folds
     from cfblend.paths import Paths
     from cfblend.runs import executor, train_members
@@ -317,7 +317,7 @@ def test_consecutive_side_by_side_members_share_one_pool_and_get_the_one_by_one_
     ensure_folds(comp, other, k=3, seed=0)
     pooled = train_members(list(sets), comp, folds, other, sets)
     assert pools == [(2, 1)]
-    assert queued == ["bfm", "nn", "autorec"]
+    assert queued == ["bfm", "autorec", "nn"]
     assert list(pooled) == list(sets)
     for m in sets:
         assert pooled[m]["oof_rmse"] == pytest.approx(alone[m]["oof_rmse"], abs=1e-6), m

@@ -127,6 +127,9 @@ class Model(ABC, Generic[C]):
     # Uses every core, but a single-threaded process per core fits more folds per minute (small-step torch and
     # LightGBM fits): the local runner fits its folds side by side on mid-sized sets (`runs.cv.SIDE_BY_SIDE_ROWS`).
     side_by_side: ClassVar[bool] = False
+    # A fold fit's time relative to the other members' (gbm's: 1), as on ml-1m's fold 0 (bench/results/scale.md):
+    # the local runner's shared fold pool queues the longest folds first, so its last round is of short ones.
+    fold_cost: ClassVar[float] = 1.0
     fit_bytes_per_rating: ClassVar[float] = 0.0  # a fold fit's peak memory per training rating (0: not known)
     requires: ClassVar[str | None] = None  # an optional package the model needs (e.g. "myfm")
     cache = None  # a cfblend.runs.cache.ModelCache, set by the runner, for models built on other models
