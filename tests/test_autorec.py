@@ -102,3 +102,55 @@ def test_the_implicit_input_moves_the_codes_and_the_ratings_of_the_other_rows_ne
     scrambled = comp.train.copy()
     scrambled.loc[folds == 0, "rating"] = scrambled.loc[folds == 0, "rating"].to_numpy()[::-1]
     np.testing.assert_array_equal(make_model("autorec_imp", side, FAST).fit(scrambled[folds != 0]).predict(val), base)
+
+
+LARGE = {**FAST, "sparse": True, "exclude_own": True, "center": True}  # the large-data setting's switches
+
+
+def test_the_large_data_setting_learns_repeats_and_round_trips(comp_env, tmp_path):
+    check_learns_repeats_and_round_trips("autorec", LARGE, comp_env, tmp_path)
+
+
+def test_sparse_updates_are_adams_when_every_user_is_in_every_step(comp_env):
+    """With one step an epoch (every item, so every training user, in the batch) the batch estimate of the L2
+    penalty is the penalty itself and the lazy row update is Adam's: the same model as the dense fit."""
+    comp, folds, _ = comp_env
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    one_step = {**FAST, "batch_items": 10**6, "epochs": 10}
+    dense = make_model("autorec", side_info(comp), one_step).fit(fit)
+    sparse = make_model("autorec", side_info(comp), {**one_step, "sparse": True}).fit(fit)
+    assert sparse.net.encoder.sparse and not dense.net.encoder.sparse
+    np.testing.assert_allclose(sparse.predict(val), dense.predict(val), atol=1e-4)
+
+
+def test_the_sparse_penalty_is_an_unbiased_estimate_of_the_papers(comp_env):
+    """Over all training ratings the batch estimate equals `l2 / 2 / N * (|W|² + |V|²)`; over one user's
+    ratings it is that user's share, `l2 / 2 / N * (|W_u|² + |V_u|²)` times N / n_u."""
+    comp, folds, _ = comp_env
+    fit = comp.train[folds != 0]
+    m = make_model("autorec", side_info(comp), {**LARGE, "epochs": 2}).fit(fit)
+    u = torch.as_tensor(m.users_(fit["user_id"]))
+    sparse, dense = m._sparse_penalty(u.numpy(), u.device), m._dense_penalty(len(fit))
+    with torch.no_grad():
+        np.testing.assert_allclose(float(sparse(u)), float(dense(u)), rtol=1e-5)
+        one = u[u == u[0]]
+        row = float(m.net.encoder.weight[u[0]].pow(2).sum() + m.net.decoder.weight[u[0]].pow(2).sum())
+        np.testing.assert_allclose(float(sparse(one)), LARGE["l2"] / 2 * row / len(one), rtol=1e-5)
+
+
+def test_exclude_own_reconstructs_each_rating_from_its_items_other_ratings(comp_env):
+    """With `exclude_own` the code a training rating is reconstructed from is the item's code computed without
+    that rating (its bag less that entry); with `center` the encoder sees ratings less the training mean."""
+    comp, folds, _ = comp_env
+    fit = comp.train[folds != 0]
+    m = make_model("autorec", side_info(comp), {**LARGE, "epochs": 2}).fit(fit)
+    item = torch.as_tensor([int(np.argmax(np.diff(m.bags_.indptr.numpy())))])  # the most rated item
+    with torch.no_grad():
+        pre, users, ratings, inputs, row = m._encode(item, pre=True)
+        np.testing.assert_allclose(inputs.numpy(), ratings.numpy() - m.global_mean_, rtol=1e-6)
+        got = m.net.own_out_codes(pre.index_select(0, row), users, inputs)
+        for k in (0, len(users) // 2, len(users) - 1):
+            keep = torch.arange(len(users)) != k
+            want = m.net.encode(users[keep], inputs[keep], torch.zeros(1, dtype=torch.long))
+            np.testing.assert_allclose(got[k].numpy(), want[0].numpy(), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(got[0], m.net.encode(users, inputs, torch.zeros(1, dtype=torch.long))[0])
