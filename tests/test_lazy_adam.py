@@ -52,3 +52,10 @@ def test_the_minibatch_loop_uses_it_for_sparse_embeddings_on_the_cpu(monkeypatch
                                batch_size=4, lr=0.01, generator=torch.Generator().manual_seed(0),
                                sparse_params=[emb.weight])
     assert made == [1]
+
+
+def test_for_params_picks_lazy_adam_where_supported_and_sparse_adam_elsewhere():
+    cpu32 = torch.nn.Embedding(4, 2, sparse=True).weight
+    cpu64 = torch.nn.Embedding(4, 2, sparse=True).double().weight
+    assert type(LazyAdam.for_params([cpu32], lr=0.01)) is LazyAdam
+    assert type(LazyAdam.for_params([cpu64], lr=0.01)) is torch.optim.SparseAdam

@@ -210,8 +210,8 @@ class AutoRecModel(Model[AutoRecConfig]):
         if not self.config.sparse:
             return [torch.optim.Adam(self.net.parameters(), lr=self.config.lr)]
         tables = [m.weight for m in self.net.modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)]
-        lazy = LazyAdam if LazyAdam.supported(tables) else torch.optim.SparseAdam
-        return [torch.optim.Adam([self.net.enc_bias], lr=self.config.lr), lazy(tables, lr=self.config.lr)]
+        lr = self.config.lr
+        return [torch.optim.Adam([self.net.enc_bias], lr=lr), LazyAdam.for_params(tables, lr=lr)]
 
     def _dense_penalty(self, n_ratings: int):
         """The paper's `l2 / 2 * (|W|² + |V|²)` per rating of the training set, on every step."""

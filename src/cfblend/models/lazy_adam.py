@@ -7,7 +7,7 @@ operations over the touched rows, per table and step; with the sparse tables `nn
 fastai's widths). Here a table's step is one pass: the rows of the batch are summed per distinct
 index through a slot array (no sort), and each distinct row gets Adam's update with the same bias
 correction as SparseAdam (only the rows a step touches move; the step count is global). Off the CPU,
-or without numba, `train_minibatch` uses SparseAdam itself.
+or without numba, `LazyAdam.for_params` gives SparseAdam itself.
 
 The loop is compiled with `error_model="numpy"`: under numba's default (Python's), every division checks
 for a zero divisor, which keeps LLVM from vectorising the row update; with the check gone, the square
@@ -79,6 +79,12 @@ class LazyAdam(torch.optim.Optimizer):
         """True when every parameter is a 2-D float32 CPU tensor and numba is there."""
         return _lazy_adam is not None and all(p.device.type == "cpu" and p.dtype == torch.float32 and p.dim() == 2
                                               for p in params)
+
+    @classmethod
+    def for_params(cls, params, lr: float) -> torch.optim.Optimizer:
+        """SparseAdam's row update for `params`: this class where `supported`, `torch.optim.SparseAdam` elsewhere."""
+        params = list(params)
+        return (cls if cls.supported(params) else torch.optim.SparseAdam)(params, lr=lr)
 
     @torch.no_grad()
     def step(self, closure=None):

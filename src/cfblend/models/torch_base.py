@@ -90,11 +90,8 @@ def train_minibatch(
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}; use adam, adamw or sgd")
-    if sparse_params:  # the same update as SparseAdam; one compiled pass per table on the CPU
-        lazy = LazyAdam if LazyAdam.supported(sparse_params) else torch.optim.SparseAdam
-        opts = [opt, lazy(sparse_params, lr=lr)]
-    else:
-        opts = [opt]
+    # sparse tables: SparseAdam's update, one compiled pass per table on the CPU
+    opts = [opt, LazyAdam.for_params(sparse_params, lr=lr)] if sparse_params else [opt]
     scheds = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=epochs * steps_per_epoch)
               for o in opts] if one_cycle else []
     device = tensors[0].device
