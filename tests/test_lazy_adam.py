@@ -1,5 +1,6 @@
 """`LazyAdam` takes the same steps as `torch.optim.SparseAdam` (repeated rows summed, untouched rows
-left alone, a padding row kept at zero), and the mini-batch loop uses it for sparse embeddings on the CPU."""
+left alone, a padding row kept at zero, several tables updated side by side), and the mini-batch loop uses it
+for sparse embeddings on the CPU."""
 
 from __future__ import annotations
 
@@ -9,29 +10,35 @@ import torch
 from cfblend.models import torch_base
 from cfblend.models.lazy_adam import LazyAdam
 
+SHAPES = [(50, 6), (30, 3), (8, 1)]  # several tables: with two threads they are updated side by side
 
-def _run(opt_cls, steps: int = 5) -> torch.Tensor:
+
+def _run(opt_cls, steps: int = 5) -> list[torch.Tensor]:
     torch.manual_seed(0)
-    emb = torch.nn.Embedding(50, 6, padding_idx=0, sparse=True)
-    opt = opt_cls([emb.weight], lr=0.05, betas=(0.8, 0.99))
+    embs = [torch.nn.Embedding(n, d, padding_idx=0, sparse=True) for n, d in SHAPES]
+    opt = opt_cls([e.weight for e in embs], lr=0.05, betas=(0.8, 0.99))
     gen = torch.Generator().manual_seed(1)
     for _ in range(steps):
-        idx = torch.randint(0, 20, (64,), generator=gen)  # rows 20..49 never touched; many repeats
-        target = torch.randn(64, 6, generator=gen)
         opt.zero_grad()
-        ((emb(idx) - target) ** 2).sum().backward()
+        for e in embs:
+            idx = torch.randint(0, 20 if e.num_embeddings > 20 else e.num_embeddings, (64,), generator=gen)
+            target = torch.randn(64, e.embedding_dim, generator=gen)  # rows 20.. never touched; many repeats
+            ((e(idx) - target) ** 2).sum().backward()
         opt.step()
-    return emb.weight.detach().clone()
+    return [e.weight.detach().clone() for e in embs]
 
 
-def test_lazy_adam_takes_sparse_adams_steps():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lazy_adam_takes_sparse_adams_steps(threads, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     torch.manual_seed(0)
-    start = torch.nn.Embedding(50, 6, padding_idx=0, sparse=True).weight.detach().clone()
+    start = torch.nn.Embedding(*SHAPES[0], padding_idx=0, sparse=True).weight.detach().clone()
     lazy, reference = _run(LazyAdam), _run(torch.optim.SparseAdam)
-    assert torch.allclose(lazy, reference, atol=1e-5)
-    assert not torch.allclose(lazy[1:20], start[1:20])  # it moved the touched rows
-    assert torch.equal(lazy[20:], start[20:])  # and no other
-    assert torch.equal(lazy[0], torch.zeros(6))  # the padding (cold-start) row stays zero
+    for a, b in zip(lazy, reference, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+        assert torch.equal(a[0], torch.zeros(a.shape[1]))  # the padding (cold-start) row stays zero
+    assert not torch.allclose(lazy[0][1:20], start[1:20])  # it moved the touched rows
+    assert torch.equal(lazy[0][20:], start[20:])  # and no other
 
 
 def test_lazy_adam_refuses_a_dense_gradient():

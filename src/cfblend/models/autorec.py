@@ -29,7 +29,7 @@ user sample of synth-25m: held-out RMSE 1.09 after one epoch, 1.56 after 15; 0.9
 not its popularity, and the decoder starts at the mean (1.00 -> 0.94 on a 5% sample). `sparse`: the
 tables take row-sparse updates (LazyAdam), so that a step of 256 items costs its users' rows, not
 two dense 162k x hidden tables (half the time, the same RMSE on the 10% sample); the L2 penalty is
-then estimated from the batch's users (`_sparse_penalty`). Fold 0 of synth-25m: 0.8270 in 824 s,
+then estimated from the batch's users (`_sparse_penalty`). Fold 0 of synth-25m: 0.8270 in 667 s,
 against 1.0137 before (bench/results/scale-25m.md). On ml-100k u1 fold 0, `exclude_own` alone scores
 0.8943 against 0.9016 (one-off); the registry's defaults stay those the blend was measured with.
 

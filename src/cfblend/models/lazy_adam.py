@@ -6,7 +6,9 @@ operations over the touched rows, per table and step; with the sparse tables `nn
 30 of the 78 ms of a step of 8192 ratings at 25M scale (torch profiler, embeddings a twentieth of
 fastai's widths). Here a table's step is one pass: the rows of the batch are summed per distinct
 index through a slot array (no sort), and each distinct row gets Adam's update with the same bias
-correction as SparseAdam (only the rows a step touches move; the step count is global). Off the CPU,
+correction as SparseAdam (only the rows a step touches move; the step count is global). The loop releases
+the GIL, so a step's tables are updated side by side on torch's intra-op threads (both cores here; one when
+two folds run side by side as one-thread processes). Off the CPU,
 or without numba, `LazyAdam.for_params` gives SparseAdam itself.
 
 The loop is compiled with `error_model="numpy"`: under numba's default (Python's), every division checks
@@ -18,6 +20,7 @@ roots and divisions run eight or sixteen at a time (a step of 32,768 rows of a 1
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -73,6 +76,7 @@ class LazyAdam(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+        self._pool: ThreadPoolExecutor | None = None
 
     @staticmethod
     def supported(params) -> bool:
@@ -89,6 +93,7 @@ class LazyAdam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One update of every parameter that has a (sparse) gradient."""
+        jobs = []
         for group in self.param_groups:
             b1, b2 = group["betas"]
             for p in group["params"]:
@@ -111,5 +116,19 @@ class LazyAdam(torch.optim.Optimizer):
                     st["uniq"] = np.empty(len(idx), dtype=np.int64)
                 t = st["step"]
                 step_size = group["lr"] * math.sqrt(1 - b2**t) / (1 - b1**t)
-                _lazy_adam(p.detach().numpy(), st["exp_avg"].numpy(), st["exp_avg_sq"].numpy(), idx, vals, st["slot"],
-                           st["acc"], st["uniq"], step_size, b1, b2, group["eps"])
+                jobs.append((p.detach().numpy(), st["exp_avg"].numpy(), st["exp_avg_sq"].numpy(), idx, vals,
+                             st["slot"], st["acc"], st["uniq"], step_size, b1, b2, group["eps"]))
+        self._run(jobs)
+
+    def _run(self, jobs: list[tuple]) -> None:
+        """The tables' updates, on torch's intra-op thread count at once (the loop releases the GIL), largest first."""
+        workers = min(len(jobs), torch.get_num_threads())
+        if workers < 2:
+            for job in jobs:
+                _lazy_adam(*job)
+            return
+        if self._pool is None or self._pool._max_workers != workers:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lazy-adam")
+        jobs.sort(key=lambda job: -job[4].size)
+        for f in [self._pool.submit(_lazy_adam, *job) for job in jobs]:
+            f.result()

@@ -105,7 +105,7 @@ def train_minibatch(
         total = torch.zeros((), device=device)
         for s in range(0, n, batch_size):
             idx = perm[s: s + batch_size]
-            loss = step_loss([t[idx] for t in tensors])
+            loss = step_loss([t.index_select(0, idx) for t in tensors])
             for o in opts:
                 o.zero_grad(set_to_none=True)
             loss.backward()
