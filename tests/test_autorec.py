@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from conftest import check_learns_repeats_and_round_trips
 
@@ -111,16 +112,20 @@ def test_the_large_data_setting_learns_repeats_and_round_trips(comp_env, tmp_pat
     check_learns_repeats_and_round_trips("autorec", LARGE, comp_env, tmp_path)
 
 
-def test_sparse_updates_are_adams_when_every_user_is_in_every_step(comp_env):
+@pytest.mark.parametrize("name", ["autorec", "autorec_imp"])
+def test_sparse_updates_are_adams_when_every_user_is_in_every_step(comp_env, name):
     """With one step an epoch (every item, so every training user, in the batch) the batch estimate of the L2
-    penalty is the penalty itself and the lazy row update is Adam's: the same model as the dense fit."""
+    penalty is the penalty itself and the lazy row update is Adam's: the same model as the dense fit (whose
+    codes come from the bags, where the sparse fit sums the rows it gathered once)."""
     comp, folds, _ = comp_env
     fit, val = comp.train[folds != 0], comp.train[folds == 0]
     one_step = {**FAST, "batch_items": 10**6, "epochs": 10}
-    dense = make_model("autorec", side_info(comp), one_step).fit(fit)
-    sparse = make_model("autorec", side_info(comp), {**one_step, "sparse": True}).fit(fit)
+    dense = make_model(name, side_info(comp), one_step).fit(fit)
+    sparse = make_model(name, side_info(comp), {**one_step, "sparse": True}).fit(fit)
     assert sparse.net.encoder.sparse and not dense.net.encoder.sparse
-    np.testing.assert_allclose(sparse.predict(val), dense.predict(val), atol=1e-4)
+    # autorec_imp: up to 1.6e-4 apart (the same before the rows were gathered once): float-order differences in
+    # the gradients, which Adam's normalisation enlarges where a row's gradient is near zero
+    np.testing.assert_allclose(sparse.predict(val), dense.predict(val), atol=1e-4 if name == "autorec" else 5e-4)
 
 
 def test_the_sparse_penalty_is_an_unbiased_estimate_of_the_papers(comp_env):

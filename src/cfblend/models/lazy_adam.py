@@ -77,6 +77,7 @@ class LazyAdam(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
         self._pool: ThreadPoolExecutor | None = None
+        self._workers = 0
 
     @staticmethod
     def supported(params) -> bool:
@@ -127,8 +128,8 @@ class LazyAdam(torch.optim.Optimizer):
             for job in jobs:
                 _lazy_adam(*job)
             return
-        if self._pool is None or self._pool._max_workers != workers:
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lazy-adam")
+        if self._workers != workers:
+            self._pool, self._workers = ThreadPoolExecutor(workers, thread_name_prefix="lazy-adam"), workers
         jobs.sort(key=lambda job: -job[4].size)
         for f in [self._pool.submit(_lazy_adam, *job) for job in jobs]:
             f.result()
