@@ -115,10 +115,13 @@ class AutoRecNet(nn.Module):
         imp_users, imp_weights, imp_offsets = implicit
         return pre + self.implicit(imp_users, imp_offsets, per_sample_weights=imp_weights)
 
+    def enc_rows(self, users: torch.Tensor) -> torch.Tensor:
+        """The encoder's rows of `users`, one per entry (a plain gather of the bag's table)."""
+        return nn.functional.embedding(users, self.encoder.weight, sparse=self.encoder.sparse)
+
     def rows(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder's and the decoder's rows of `users` (one gather each)."""
-        return (nn.functional.embedding(users, self.encoder.weight, sparse=self.encoder.sparse),
-                self.decoder(users))
+        return self.enc_rows(users), self.decoder(users)
 
     def summed_preactivate(self, enc_rows: torch.Tensor, inputs: torch.Tensor, row: torch.Tensor, n_bags: int,
                            implicit: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -134,7 +137,7 @@ class AutoRecNet(nn.Module):
         """For each bag entry (user, input) of the item of row `pre`: the item's code without that entry
         (`own`: the entries' encoder rows, when already gathered)."""
         if own is None:
-            own = nn.functional.embedding(users, self.encoder.weight, sparse=self.encoder.sparse)
+            own = self.enc_rows(users)
         return torch.sigmoid(pre - inputs[:, None] * own)
 
     def decode(self, codes: torch.Tensor, users: torch.Tensor, dec_rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -224,9 +227,7 @@ class AutoRecModel(Model[AutoRecConfig]):
         """Squared reconstruction error of the bags of `items`, plus the L2 penalty. With `sparse`, each table's
         rows are gathered once and shared by the code, `exclude_own`, the decoder and the penalty."""
         c = self.config
-        users, ratings, offsets, row = self.bags_.batch(items)
-        inputs = ratings - self.global_mean_ if c.center else ratings
-        implicit = self.implicit_bags_.batch(items)[:3] if self.implicit_bags_ is not None else None
+        users, ratings, inputs, offsets, row, implicit = self._bags(items)
         rows = self.net.rows(users) if c.sparse else None
         enc_rows, dec_rows = rows if rows is not None else (None, None)
         if enc_rows is not None:
@@ -275,17 +276,20 @@ class AutoRecModel(Model[AutoRecConfig]):
     def _codes(self) -> torch.Tensor:
         """The code of every item slot (slot 0, unseen items: the empty bag)."""
         items = torch.arange(len(self.items_), device=self.net.enc_bias.device)
-        return torch.cat([self._encode(items[s: s + 4096])[0] for s in range(0, len(items), 4096)])
+        return torch.cat([self._encode(items[s: s + 4096]) for s in range(0, len(items), 4096)])
 
-    def _encode(self, items: torch.Tensor, pre: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The codes of `items` (before the sigmoid with `pre`), and their bags' (users, ratings, inputs, row)
-        for the reconstruction loss; `inputs` are the ratings as the encoder sees them (`center`)."""
+    def _encode(self, items: torch.Tensor) -> torch.Tensor:
+        """The codes of `items`."""
+        users, _, inputs, offsets, _, implicit = self._bags(items)
+        return self.net.encode(users, inputs, offsets, implicit)
+
+    def _bags(self, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The bags of `items`: (users, ratings, inputs, offsets, row, implicit), `inputs` the ratings as the
+        encoder sees them (`center`), `row` each entry's item, `implicit` the public raters' bags (or None)."""
         users, ratings, offsets, row = self.bags_.batch(items)
         inputs = ratings - self.global_mean_ if self.config.center else ratings
         implicit = self.implicit_bags_.batch(items)[:3] if self.implicit_bags_ is not None else None
-        codes = (self.net.preactivate if pre else self.net.encode)(users, inputs, offsets, implicit)
-        return codes, users, ratings, inputs, row
+        return users, ratings, inputs, offsets, row, implicit
 
     def _implicit_bags(self, train: pd.DataFrame, dev: torch.device) -> ItemBags:
         """Each training item's public raters (every train and test pair, each once), weighted 1/sqrt(their
