@@ -228,11 +228,11 @@ class AutoRecModel(Model[AutoRecConfig]):
         rows are gathered once and shared by the code, `exclude_own`, the decoder and the penalty."""
         c = self.config
         users, ratings, inputs, offsets, row, implicit = self._bags(items)
-        rows = self.net.rows(users) if c.sparse else None
-        enc_rows, dec_rows = rows if rows is not None else (None, None)
-        if enc_rows is not None:
+        if c.sparse:
+            rows = enc_rows, dec_rows = self.net.rows(users)
             pre = self.net.summed_preactivate(enc_rows, inputs, row, len(items), implicit)
         else:
+            rows = enc_rows = dec_rows = None
             pre = self.net.preactivate(users, inputs, offsets, implicit)
         if c.exclude_own:
             codes = self.net.own_out_codes(pre.index_select(0, row), users, inputs, enc_rows)
@@ -252,8 +252,7 @@ class AutoRecModel(Model[AutoRecConfig]):
     def _dense_penalty(self, n_ratings: int):
         """The paper's `l2 / 2 * (|W|² + |V|²)` per rating of the training set, on every step."""
         reg = self.config.l2 / 2 / n_ratings
-        return lambda users, rows=None: reg * (self.net.encoder.weight.pow(2).sum()
-                                               + self.net.decoder.weight.pow(2).sum())
+        return lambda users, rows: reg * (self.net.encoder.weight.pow(2).sum() + self.net.decoder.weight.pow(2).sum())
 
     def _sparse_penalty(self, users: np.ndarray, dev: torch.device):
         """The same penalty estimated from the batch's users, so that its gradient stays row-sparse.
@@ -261,13 +260,13 @@ class AutoRecModel(Model[AutoRecConfig]):
         `l2 / 2 * |W|²` divided by the training set's N ratings is the mean over all ratings of
         `l2 / 2 * |W_u|² / n_u` (u the rating's user, n_u their count): the same mean over the batch's
         ratings is an unbiased estimate of it, and touches only the batch's users' rows: `penalty(users, rows)`,
-        with `rows` the encoder's and decoder's rows of `users` (`AutoRecNet.rows`; gathered when not given)."""
+        with `rows` the encoder's and decoder's rows of `users` (`AutoRecNet.rows`)."""
         inv_count = torch.as_tensor(1.0 / np.maximum(np.bincount(users, minlength=len(self.users_)), 1),
                                     dtype=torch.float32, device=dev)
         half_l2 = self.config.l2 / 2
 
-        def penalty(batch_users: torch.Tensor, rows: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-            enc, dec = self.net.rows(batch_users) if rows is None else rows
+        def penalty(batch_users: torch.Tensor, rows: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            enc, dec = rows
             sq = enc.pow(2).sum(1) + dec.pow(2).sum(1)
             return half_l2 * (sq * inv_count[batch_users]).sum() / len(batch_users)
         return penalty
