@@ -53,13 +53,11 @@ def test_the_run_seed_reaches_every_model_and_the_dot_models_a_gbm_builds_on():
     assert model_config("gbm", parse_set("gbm.dot={seed: 1}", ["gbm"], {"seed": 7})["gbm"]).dot == {"seed": 1}
 
 
-def test_a_dataset_default_list_is_its_list_less_its_left_out_members_in_order():
-    from cfblend.models import LEFT_OUT, default_models
+def test_a_dataset_default_list_is_its_own_list_in_order():
+    from cfblend.models import default_models
 
     assert default_models("ml-100k") == FAST_MODELS
-    assert "autorec_imp" in FAST_MODELS and LEFT_OUT["ml-1m"] == ("autorec_imp",)
-    assert default_models("ml-1m") == tuple(m for m in FULL_MODELS if m != "autorec_imp")
-    assert default_models("ml-1m", "fast") == tuple(m for m in FAST_MODELS if m != "autorec_imp")
+    assert default_models("ml-1m") == FULL_MODELS and default_models("ml-1m", "fast") == FAST_MODELS
     assert default_models("ml-100k", "full") == FULL_MODELS
     with pytest.raises(ValueError, match="unknown model list 'default'"):
         default_models("ml-100k", "default")
@@ -74,7 +72,7 @@ def test_a_list_name_in_models_expands_in_place_and_each_member_comes_once():
     from cfblend.models import expand_models
 
     assert expand_models(["full"], "ml-100k") == list(FULL_MODELS)
-    assert expand_models(["fast"], "ml-1m") == [m for m in FAST_MODELS if m != "autorec_imp"]
+    assert expand_models(["fast"], "ml-1m") == list(FAST_MODELS)
     assert expand_models(["nn_ids", "fast", "dot"], "ml-100k") == ["nn_ids", *FAST_MODELS]
     assert expand_models(["bfm", "full"], "ml-100k") == ["bfm", *(m for m in FULL_MODELS if m != "bfm")]
     assert expand_models([], "ml-100k") == []

@@ -206,13 +206,11 @@ def cmd_models(args) -> None:
     import typing
     from dataclasses import fields
 
-    from cfblend.models import ANALYSIS_MODELS, FAST_MODELS, FULL_MODELS, LEFT_OUT, REGISTRY, available
+    from cfblend.models import ANALYSIS_MODELS, FAST_MODELS, FULL_MODELS, REGISTRY, available
 
     for name, (cls, cfg) in REGISTRY.items():
         role = ("fast and full lists" if name in FAST_MODELS else "full list" if name in FULL_MODELS
                 else "analysis" if name in ANALYSIS_MODELS else "optional")
-        left_out = [d for d, names in LEFT_OUT.items() if name in names]
-        role += f", left out on {', '.join(left_out)}" if left_out else ""
         extra = "" if available(name) else f"; needs {cls.requires}, not installed"
         print(f"{name}  ({cls.__name__}, {role}{extra})")
         hints = typing.get_type_hints(type(cfg))

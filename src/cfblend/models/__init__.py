@@ -55,23 +55,19 @@ FULL_MODELS = ("global_mean", "biases", "dot", "svdpp", "knn", "knn_user", "nn",
 FAST_MODELS = tuple(m for m in FULL_MODELS if m not in ("autorec", "bfm", "bfm_op"))
 MODEL_LISTS = {"fast": FAST_MODELS, "full": FULL_MODELS}  # list names `MODELS=` takes
 # Which list a plain `make all` trains, per dataset (default fast: ml-100k's `make all` within 5 minutes). ml-1m
-# takes the full list: its blend 0.8125 against 0.8161 with the fast one (honest CV 0.8154, 0.8189), whose
-# `make all` (21:46) is not within 10 minutes either; the full list's took 27:06 on a normal day.
+# takes the full list: its blend 0.8112 (honest CV 0.8145) against 0.8161 (0.8189) with the fast one less
+# `autorec_imp`, whose `make all` (21:46) was not within 10 minutes either (README).
 DATASET_LIST = {"ml-1m": "full"}
 ANALYSIS_MODELS = ("dot_no_heavy",)  # trained by `make all` for the report only
-# Members a dataset's lists leave out, where the ablation found them not worth their time there.
-# ml-1m: `autorec_imp`'s five folds take 16 minutes (`make all` about 27 -> 43) for 0.0014 of the blend (0.8125 ->
-# 0.8111); with 30 epochs 7 minutes for 0.0001.
-LEFT_OUT = {"ml-1m": ("autorec_imp",)}
 
 
 def default_models(dataset: str, which: str | None = None) -> tuple[str, ...]:
     """The members of list `which` (`fast` or `full`; None: the dataset's own, `DATASET_LIST`, which a plain
-    `make all` trains) on `dataset`, less its `LEFT_OUT`."""
+    `make all` trains) on `dataset`."""
     which = which or DATASET_LIST.get(dataset, "fast")
     if which not in MODEL_LISTS:
         raise ValueError(f"unknown model list {which!r}; use {' or '.join(MODEL_LISTS)}")
-    return tuple(m for m in MODEL_LISTS[which] if m not in LEFT_OUT.get(dataset, ()))
+    return MODEL_LISTS[which]
 
 
 def expand_models(names: str | list[str], dataset: str) -> list[str]:
@@ -160,5 +156,5 @@ def parse_set(text: str | list[str] | None, models: list[str] | tuple[str, ...],
     return out
 
 
-__all__ = ["ANALYSIS_MODELS", "FAST_MODELS", "FULL_MODELS", "LEFT_OUT", "REGISTRY", "Model", "ModelConfig", "SideInfo",
+__all__ = ["ANALYSIS_MODELS", "FAST_MODELS", "FULL_MODELS", "REGISTRY", "Model", "ModelConfig", "SideInfo",
            "available", "default_models", "expand_models", "make_model", "model_class", "model_config", "parse_set"]
