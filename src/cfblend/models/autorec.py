@@ -178,7 +178,7 @@ class AutoRecModel(Model[AutoRecConfig]):
     config_cls = AutoRecConfig
     suffix = ".pt"
     side_by_side = True  # ml-1m, 2 cores: 2 folds as 1-thread processes in 71 s, against 46 s a fold on 2 threads
-    fold_cost = 1.5  # ml-1m fold 0 on one thread: autorec 41 s, autorec_imp 85 s; gbm 41 s
+    fold_cost = 2.0  # ml-1m fold 0 on one thread: autorec_imp 85 s, autorec 41 s; gbm 41 s (before nn: its 68 s)
     fit_bytes_per_rating = 350.0  # a fold of a 22.5M-rating competition peaked at 6.9 GB (large-data setting)
 
     def _oriented(self, df: pd.DataFrame) -> pd.DataFrame:
