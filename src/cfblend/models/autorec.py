@@ -30,8 +30,9 @@ not its popularity, and the decoder starts at the mean (1.00 -> 0.94 on a 5% sam
 tables take row-sparse updates (LazyAdam), so that a step of 256 items costs its users' rows, not
 two dense 162k x hidden tables (half the time, the same RMSE on the 10% sample); the L2 penalty is
 then estimated from the batch's users (`_sparse_penalty`). Fold 0 of synth-25m: 0.8270 in 650 s,
-against 1.0137 before (bench/results/scale-25m.md). On ml-100k u1 fold 0, `exclude_own` alone scores
-0.8943 against 0.9016 (one-off); the registry's defaults stay those the blend was measured with.
+against 1.0137 before (bench/results/scale-25m.md); 0.8265 in 601 s since the compiled decoder
+(`sampled_dot`). On ml-100k u1 fold 0, `exclude_own` alone scores 0.8943 against 0.9016 (one-off); the
+registry's defaults stay those the blend was measured with.
 
 Cold start: an item never seen in training has an empty input, so its code is sigmoid(b) and
 its prediction is the decoder's user term; a user never seen in training has no decoder row,
