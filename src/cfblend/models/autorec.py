@@ -147,9 +147,10 @@ class AutoRecNet(nn.Module):
         """Reconstructed ratings of `users`, entry e from code `codes[code_row[e]]` (`code_row` None: one row of
         `codes` per entry) and the user's decoder row (`dec_rows`: the entries' rows, if gathered). The products
         are `sampled_dot`'s: neither the entries' codes nor their decoder rows are built."""
-        entries = torch.arange(len(users), device=users.device)
-        table, at = (self.decoder.weight, users) if dec_rows is None else (dec_rows, entries)
-        return sampled_dot(codes, table, entries if code_row is None else code_row, at) + self.dec_bias(users)[:, 0]
+        def entries() -> torch.Tensor:
+            return torch.arange(len(users), device=users.device)
+        table, at = (self.decoder.weight, users) if dec_rows is None else (dec_rows, entries())
+        return sampled_dot(codes, table, entries() if code_row is None else code_row, at) + self.dec_bias(users)[:, 0]
 
 
 class ItemBags:
