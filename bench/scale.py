@@ -42,7 +42,7 @@ def measure(competition: str, folds_file: str, model_name: str, overrides: dict,
     from cfblend.competition import Competition
     from cfblend.competition.folds import read_folds
     from cfblend.competition.scoring import rmse
-    from cfblend.models import make_model
+    from cfblend.models import make_model, model_class
     from cfblend.runs import side_info
     from cfblend.runs.allocator import reuse_freed_memory
 
@@ -53,7 +53,7 @@ def measure(competition: str, folds_file: str, model_name: str, overrides: dict,
     log.info("loaded %d train rows in %.1fs; peak RSS %.2f GB", len(comp.train), time.perf_counter() - t0,
              peak_rss_gb())
     if reuse:
-        reuse_freed_memory(len(comp.train))  # as `fit_fold` does in a run
+        reuse_freed_memory(len(comp.train), model_class(model_name).large_step_blocks)  # as `fit_fold` does
     model = make_model(model_name, side_info(comp), overrides)
     t0 = time.perf_counter()
     model.fit(fit_rows)

@@ -31,7 +31,8 @@ tables take row-sparse updates (LazyAdam), so that a step of 256 items costs its
 two dense 162k x hidden tables (half the time, the same RMSE on the 10% sample); the L2 penalty is
 then estimated from the batch's users (`_sparse_penalty`). Fold 0 of synth-25m: 0.8270 in 650 s,
 against 1.0137 before (bench/results/scale-25m.md); 0.8265 in 601 s since the compiled decoder
-(`sampled_dot`). On ml-100k u1 fold 0, `exclude_own` alone scores 0.8943 against 0.9016 (one-off); the
+(`sampled_dot`), in 228 s since its step temporaries are reused at any size (`large_step_blocks`,
+`runs.allocator`). On ml-100k u1 fold 0, `exclude_own` alone scores 0.8943 against 0.9016 (one-off); the
 registry's defaults stay those the blend was measured with.
 
 Cold start: an item never seen in training has an empty input, so its code is sigmoid(b) and
@@ -181,7 +182,8 @@ class AutoRecModel(Model[AutoRecConfig]):
     suffix = ".pt"
     side_by_side = True  # ml-1m, 2 cores: 2 folds as 1-thread processes in 71 s, against 46 s a fold on 2 threads
     fold_cost = 2.0  # ml-1m fold 0 on one thread: autorec_imp 85 s, autorec 41 s; gbm 41 s (before nn: its 68 s)
-    fit_bytes_per_rating = 350.0  # a fold of a 22.5M-rating competition peaked at 6.9 GB (large-data setting)
+    fit_bytes_per_rating = 450.0  # a fold of a 22.5M-rating competition peaked at 7.9 GB, 9.3 with `implicit`
+    large_step_blocks = True  # a step of 256 items at 25M: 45 MB per 150-wide tensor (runs.allocator)
 
     def _oriented(self, df: pd.DataFrame) -> pd.DataFrame:
         """`df` with users and items swapped for U-AutoRec: the code below always encodes its "items"."""

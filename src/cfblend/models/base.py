@@ -131,6 +131,9 @@ class Model(ABC, Generic[C]):
     # the local runner's shared fold pool queues the longest folds first, so its last round is of short ones.
     fold_cost: ClassVar[float] = 1.0
     fit_bytes_per_rating: ClassVar[float] = 0.0  # a fold fit's peak memory per training rating (0: not known)
+    # Its training steps allocate blocks over glibc's 32 MB mmap ceiling again and again at large sizes: the fold job
+    # keeps freed blocks for reuse at any size, not only up to 5M ratings (`runs.allocator`).
+    large_step_blocks: ClassVar[bool] = False
     requires: ClassVar[str | None] = None  # an optional package the model needs (e.g. "myfm")
     cache = None  # a cfblend.runs.cache.ModelCache, set by the runner, for models built on other models
     # Learning curves: the runner sets `monitor` to a fold's held-out rows; a model that trains by epochs scores

@@ -105,7 +105,8 @@ def fit_fold(name: str, comp: Competition, side: SideInfo, folds: np.ndarray, k:
     refit), predict the held-out fold and the test rows, save the model to `save_to`. A pure function of
     its arguments, so any executor (this process, a Dask worker) can run it. `side`: `side_info(comp)`."""
     train, test = comp.train, comp.test
-    reuse_freed_memory(len(train))  # this process: freed step temporaries reused, not faulted in again
+    # this process: freed step temporaries reused, not faulted in again
+    reuse_freed_memory(len(train), model_class(name).large_step_blocks)
     fit_rows = train if k < 0 else train[folds != k]
     val_rows = train.iloc[:0] if k < 0 else train[folds == k]
     cache = ModelCache(cache_dir) if cache_dir is not None else None
