@@ -62,7 +62,8 @@ def test_own_cutpoints_learn_how_each_user_or_item_reads_the_scale(comp_env, nam
     df["rating"] = np.where(polar, np.where(z < 0, 1, 5), np.digitize(z, [-1.5, -0.5, 0.5, 1.5]) + 1).astype(float)
     held = rng.random(len(df)) < 0.2
     fit, val = df[~held], df[held]
-    side, config = side_info(comp), {**FAST, "sweeps": 40, "burn_in": 8}
+    # timeline off: these rows are not the competition's public pairs, whose timeline a few of them would take
+    side, config = side_info(comp), {**FAST, "sweeps": 40, "burn_in": 8, "timeline": 0}
     shared = make_model("bfm_op", side, config).fit(fit).predict(val)
     model = make_model(name, side, {**config, f"{key[:-3]}_cutpoints": 10}).fit(fit)
     own = model.predict(val)
@@ -157,7 +158,7 @@ def test_each_row_has_its_user_day_when_that_pair_was_seen_in_training(comp_env)
     rows = pd.concat([fit.head(50), fit.head(1).assign(timestamp=fit["timestamp"].max() + 400 * 86400),
                       fit.head(1).assign(user_id=-5)], ignore_index=True)
     X, _ = model._design(rows)
-    ud = X[:, n_date:].toarray()
+    ud = X[:, n_date:n_date + len(model.user_days_)].toarray()
     assert (ud[:50].sum(1) == 1).all() and ud[50:].sum() == 0
     same = [(a, b) for a in range(50) for b in range(a) if (rows.user_id[a], rows.timestamp[a] // 86400)
             == (rows.user_id[b], rows.timestamp[b] // 86400)]
@@ -165,9 +166,40 @@ def test_each_row_has_its_user_day_when_that_pair_was_seen_in_training(comp_env)
         assert ud[a].argmax() == ud[b].argmax()
     assert len({ud[r].argmax() for r in range(50)}) == len({(rows.user_id[r], rows.timestamp[r] // 86400)
                                                             for r in range(50)})
-    off = make_model("bfm", side_info(comp), {**FAST, "user_day": False}).fit(fit)
+    off = make_model("bfm", side_info(comp), {**FAST, "user_day": False, "timeline": 0}).fit(fit)
     assert off._design(rows)[0].shape[1] == n_date
     ids, factors = model.item_factors()
-    cols = slice(n_date + len(model.user_days_) + model.user_block_.shape[1], None)  # row features, user block
+    row_features = n_date + len(model.user_days_) + model.timeline_width_
+    cols = slice(row_features + model.user_block_.shape[1], None)  # after the row features and the user block
     assert len(ids) == len(fit["item_id"].unique()) and factors[0].shape == (len(ids), FAST["rank"])
     np.testing.assert_array_equal(factors[0], np.asarray(model.fms_[0].predictor_.samples[0].V)[cols][:len(ids)])
+
+
+def test_each_public_pair_has_its_place_in_its_users_timeline(comp_env, tmp_path):
+    """The timeline feature: a train or test pair's bucket is its rank among its user's public pairs by time
+    (ties by item id) times `timeline` over their count, by hand; a pair that is not public has none; the
+    pairs it is read from carry no rating; and a loaded model rebuilds the same buckets."""
+    comp, folds, _ = comp_env
+    side = side_info(comp)
+    assert "rating" not in side.pairs and "timestamp" in side.pairs
+    fit = comp.train[folds != 0]
+    model = make_model("bfm", side, {**FAST, "timeline": 4}).fit(fit)
+    public = side.pairs.sort_values(["user_id", "timestamp", "item_id"])
+    rank = public.groupby("user_id").cumcount()
+    want = (4 * rank // public.groupby("user_id")["item_id"].transform("size")).loc[public.index.sort_values()]
+    rows = pd.concat([comp.train, comp.test], ignore_index=True)  # side.pairs' own order
+    X, _ = model._design(rows)
+    n_row = len(model.date_buckets_) + len(model.user_days_)
+    got = X[:, n_row:n_row + 4].toarray()
+    assert (got.sum(1) == 1).all()
+    np.testing.assert_array_equal(got.argmax(1), want.to_numpy())
+    assert set(want) == {0, 1, 2, 3}
+    seen = set(zip(side.pairs["user_id"], side.pairs["item_id"], strict=True))
+    u, i = next((u, i) for u in comp.train["user_id"].unique() for i in comp.train["item_id"].unique()
+                if (u, i) not in seen)
+    lone = pd.DataFrame({"user_id": [u], "item_id": [i], "timestamp": [rows["timestamp"].iloc[0]]})
+    assert model._design(lone)[0][:, n_row:n_row + 4].nnz == 0
+    model.save(tmp_path / "m.npz")
+    again = BFMModel.load(tmp_path / "m.npz", side)
+    np.testing.assert_array_equal(again._timeline(rows), model._timeline(rows))
+    assert make_model("bfm", side, {**FAST, "timeline": 0}).fit(fit)._design(rows)[0].shape[1] == n_row

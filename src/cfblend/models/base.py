@@ -25,7 +25,7 @@ class SideInfo:
     users: pd.DataFrame
     items: pd.DataFrame
     rating_scale: tuple[float, float] = (1.0, 5.0)
-    pairs: pd.DataFrame | None = None  # user_id, item_id of every train and test row; None: unknown
+    pairs: pd.DataFrame | None = None  # user_id, item_id (and timestamp) of every train and test row; None: unknown
 
 
 @dataclass

@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 
 def side_info(comp: Competition) -> SideInfo:
     """What a model may use besides its training rows: the side tables, the rating scale, and the
-    (user, item) pairs of every train and test row (never a rating of a row it does not fit on).
+    (user, item, timestamp) of every train and test row (never a rating of a row it does not fit on).
     OOF and test rows see the same pairs, so OOF predictions are made as test predictions are."""
-    pairs = pd.concat([comp.train[["user_id", "item_id"]], comp.test[["user_id", "item_id"]]], ignore_index=True)
+    cols = ["user_id", "item_id", "timestamp"]
+    pairs = pd.concat([comp.train[cols], comp.test[cols]], ignore_index=True)
     return SideInfo(comp.users, comp.items, comp.rating_scale, pairs)
 
 
