@@ -178,7 +178,10 @@ def test_each_row_has_its_user_day_when_that_pair_was_seen_in_training(comp_env)
 def test_each_public_pair_has_its_place_in_its_users_timeline(comp_env, tmp_path):
     """The timeline feature: a train or test pair's bucket is its rank among its user's public pairs by time
     (ties by item id) times `timeline` over their count, by hand; a pair that is not public has none; the
-    pairs it is read from carry no rating; and a loaded model rebuilds the same buckets."""
+    pairs it is read from carry no rating; a loaded model rebuilds the same buckets, and refuses pairs without
+    timestamps."""
+    from dataclasses import replace
+
     comp, folds, _ = comp_env
     side = side_info(comp)
     assert "rating" not in side.pairs and "timestamp" in side.pairs
@@ -202,4 +205,6 @@ def test_each_public_pair_has_its_place_in_its_users_timeline(comp_env, tmp_path
     model.save(tmp_path / "m.npz")
     again = BFMModel.load(tmp_path / "m.npz", side)
     np.testing.assert_array_equal(again._timeline(rows), model._timeline(rows))
+    with pytest.raises(ValueError, match=r"m\.npz: fitted with 4 timeline buckets"):
+        BFMModel.load(tmp_path / "m.npz", replace(side, pairs=side.pairs[["user_id", "item_id"]]))
     assert make_model("bfm", side, {**FAST, "timeline": 0}).fit(fit)._design(rows)[0].shape[1] == n_row

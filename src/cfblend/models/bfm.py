@@ -66,6 +66,7 @@ from cfblend.models.ids import IdIndex
 from cfblend.models.side import join_side
 
 LIKELIHOODS = ("regression", "ordered_probit")
+ROW_GROUPS = 3  # the feature groups of the rows themselves (date bucket, user-day, timeline), before the blocks
 
 
 @dataclass
@@ -207,9 +208,8 @@ class BFMModel(Model[BFMConfig]):
         self.user_days_ = np.unique(self._user_day(train)) if c.use_side and c.user_day else np.zeros(0, np.int64)
         self.n_user_groups_ = len(ublocks)
         self._index_rows()
-        self.groups_ = [len(self.date_buckets_), len(self.user_days_), self.timeline_width_,
+        self.groups_ = [len(self.date_buckets_), len(self.user_days_), self.timeline_width_,  # ROW_GROUPS
                         *(b.shape[1] for _, b in ublocks), *(b.shape[1] for _, b in iblocks)]
-        self.n_row_groups_ = 3  # the row features' groups: date bucket, user-day, timeline
 
     def _index_rows(self) -> None:
         """The lookups of the row features' vocabularies, built once (every `_design` call uses them)."""
@@ -330,7 +330,7 @@ class BFMModel(Model[BFMConfig]):
 
     def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """The ids of the items seen in training and, per kept posterior sample, their id factors."""
-        start = sum(self.groups_[:self.n_row_groups_ + self.n_user_groups_])  # item ids, after the row and user groups
+        start = sum(self.groups_[:ROW_GROUPS + self.n_user_groups_])  # the item ids, after the row and user groups
         rows = slice(start, start + len(self.seen_items_))
         return self.seen_items_, [np.asarray(s.V)[rows] for fm in self.fms_ for s in fm.predictor_.samples]
 
@@ -351,7 +351,7 @@ class BFMModel(Model[BFMConfig]):
                   "users": self.users_.ids, "items": self.items_.ids, "date_buckets": self.date_buckets_,
                   "user_days": self.user_days_,
                   "levels": self.levels_, "groups": np.array(self.groups_), "seen_items": self.seen_items_,
-                  "n_user_groups": np.array(self.n_user_groups_), "n_row_groups": np.array(self.n_row_groups_)}
+                  "n_user_groups": np.array(self.n_user_groups_)}
         for name, m in (("user_block", self.user_block_), ("item_block", self.item_block_)):
             arrays |= {f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr,
                        f"{name}_shape": np.array(m.shape)}
@@ -370,10 +370,10 @@ class BFMModel(Model[BFMConfig]):
         m.date_buckets_, m.levels_, m.groups_ = z["date_buckets"], z["levels"], z["groups"].tolist()
         m.user_days_, m.pooled_ = z["user_days"], bool(z["pooled"])
         m.cut_ids_ = z["cut_ids"] if "cut_ids" in z else z["cut_users"]  # files saved before item cutpoints
-        m.n_row_groups_ = int(z["n_row_groups"]) if "n_row_groups" in z else 2  # files saved before the timeline
         m._index_rows()
-        if m.n_row_groups_ == 2:
-            m.timeline_width_, m.timeline_keys_ = 0, np.zeros(0, np.int64)
+        if m.timeline_width_ != m.groups_[2]:
+            raise ValueError(f"{path}: fitted with {m.groups_[2]} timeline buckets, read off the public pairs' "
+                             "timestamps; the pairs given have none (SideInfo.pairs needs user_id, item_id, timestamp)")
         m.seen_items_, m.n_user_groups_ = z["seen_items"], int(z["n_user_groups"])
         m.user_block_, m.item_block_ = (
             sps.csr_matrix((z[f"{b}_data"], z[f"{b}_indices"], z[f"{b}_indptr"]), shape=tuple(z[f"{b}_shape"]))
