@@ -221,8 +221,7 @@ class BFMModel(Model[BFMConfig]):
         """Each public pair's timeline bucket, from the pairs and their timestamps alone (so `load` rebuilds it):
         the pair's rank among its user's pairs by time (ties by item id) times `timeline`, over their count."""
         c, pairs = self.config, self.side.pairs if self.side is not None else None
-        self.timeline_width_ = 0
-        self.timeline_keys_ = self.timeline_buckets_ = np.zeros(0, np.int64)
+        self.timeline_width_, self.timeline_index_, self.timeline_buckets_ = 0, None, None
         if not (c.use_side and c.timeline) or pairs is None or "timestamp" not in pairs:
             return
         p = pd.DataFrame({"u": self.users_(pairs["user_id"]), "i": self.items_(pairs["item_id"]),
@@ -230,10 +229,9 @@ class BFMModel(Model[BFMConfig]):
         p = p.sort_values(["u", "t", "i"], kind="stable")
         by_user = p.groupby("u", sort=False)
         rank, count = by_user.cumcount().to_numpy(), by_user["i"].transform("size").to_numpy()
-        keys = self._pair_keys(p["u"].to_numpy(), p["i"].to_numpy())
-        order = np.argsort(keys)
         self.timeline_width_ = c.timeline
-        self.timeline_keys_, self.timeline_buckets_ = keys[order], (c.timeline * rank // count)[order]
+        self.timeline_index_ = IdIndex(self._pair_keys(p["u"].to_numpy(), p["i"].to_numpy()), ordered=True)
+        self.timeline_buckets_ = np.concatenate([[-1], c.timeline * rank // count])  # slot 0: not a public pair
 
     def _pair_keys(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """One integer per (user index, item index)."""
@@ -241,11 +239,10 @@ class BFMModel(Model[BFMConfig]):
 
     def _timeline(self, df: pd.DataFrame) -> np.ndarray:
         """Each row's timeline bucket; -1 for a pair that is not public (or with the feature off)."""
-        if not len(self.timeline_keys_):
+        if self.timeline_index_ is None:
             return np.full(len(df), -1, np.int64)
         keys = self._pair_keys(self.users_(df["user_id"]), self.items_(df["item_id"]))
-        at = np.minimum(np.searchsorted(self.timeline_keys_, keys), len(self.timeline_keys_) - 1)
-        return np.where(self.timeline_keys_[at] == keys, self.timeline_buckets_[at], -1)
+        return self.timeline_buckets_[self.timeline_index_(keys)]
 
     def _date_bucket(self, df: pd.DataFrame) -> np.ndarray:
         return np.floor(df["timestamp"].to_numpy(np.float64) / (86400.0 * self.config.date_days)).astype(np.int64)
@@ -371,8 +368,9 @@ class BFMModel(Model[BFMConfig]):
         m.user_days_, m.pooled_ = z["user_days"], bool(z["pooled"])
         m.cut_ids_ = z["cut_ids"] if "cut_ids" in z else z["cut_users"]  # files saved before item cutpoints
         m._index_rows()
-        if m.timeline_width_ != m.groups_[2]:
-            raise ValueError(f"{path}: fitted with {m.groups_[2]} timeline buckets, read off the public pairs' "
+        fitted_width = m.groups_[ROW_GROUPS - 1]  # the timeline's group, the last of the row features
+        if m.timeline_width_ != fitted_width:
+            raise ValueError(f"{path}: fitted with {fitted_width} timeline buckets, read off the public pairs' "
                              "timestamps; the pairs given have none (SideInfo.pairs needs user_id, item_id, timestamp)")
         m.seen_items_, m.n_user_groups_ = z["seen_items"], int(z["n_user_groups"])
         m.user_block_, m.item_block_ = (
