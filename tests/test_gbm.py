@@ -134,3 +134,46 @@ def test_max_rows_fits_on_a_sample_whose_features_still_come_from_every_row(gbm_
     fresh = make_model("gbm", model.side, {**FAST, "max_rows": n, "predict_chunk": 97})
     fresh.cache = model.cache
     np.testing.assert_allclose(small.predict(val), fresh.fit(part).predict(val), rtol=0, atol=1e-12)
+
+
+def test_timeline_table_by_hand():
+    """Each public pair's place and timing in its user's history, from the pairs alone: ties by item id, the
+    same UTC day counted per user, gaps NaN at either end; one pair listed twice counts once."""
+    from cfblend.models.gbm import timeline_table
+
+    day = 86400
+    pairs = pd.DataFrame({"user_id": [1, 1, 1, 1, 2, 1],
+                          "item_id": [30, 10, 20, 40, 10, 30],
+                          "timestamp": [5 * day + 10, 5 * day + 10, 2 * day, 9 * day, 7 * day, 5 * day + 10]})
+    t = timeline_table(pairs)
+    # user 1 by time (ties by item id): 20 (day 2), 10 and 30 (day 5 + 10 s), 40 (day 9)
+    np.testing.assert_allclose(t.loc[[(1, 20), (1, 10), (1, 30), (1, 40)], "tl_pos"], [0, 1 / 3, 2 / 3, 1])
+    np.testing.assert_array_equal(t.loc[[(1, 20), (1, 10), (1, 30), (1, 40)], "tl_same_day"], [1, 2, 2, 1])
+    np.testing.assert_allclose(t.loc[(1, 40), ["tl_since_first", "tl_gap_prev"]], [7, 4 - 10 / day])
+    np.testing.assert_allclose(t.loc[(1, 10), ["tl_gap_prev", "tl_gap_next"]], [3 + 10 / day, 0])
+    assert np.isnan(t.loc[(1, 20), "tl_gap_prev"]) and np.isnan(t.loc[(1, 40), "tl_gap_next"])
+    assert t.loc[(2, 10)].tolist()[:3] == [0, 1, 0] and np.isnan(t.loc[(2, 10)].tolist()[3:]).all()
+    assert len(t) == 5
+
+
+def test_timeline_features_come_from_the_public_pairs_only(gbm_setup):
+    """The gbm's timeline columns are the table's values for public pairs (train and test alike, the same with
+    any ratings) and NaN for a pair that is not public; off, there are no such columns."""
+    comp, folds, model = gbm_setup
+    model._side_vocab()
+    train = comp.train[folds != 0]
+    rows = pd.concat([comp.train.iloc[:5], comp.test.iloc[:5]])
+    X = model.features(rows, model._dot(train), model.fit_stats(train))
+    cols = ["tl_pos", "tl_same_day", "tl_since_first", "tl_gap_prev", "tl_gap_next"]
+    keys = list(zip(rows["user_id"], rows["item_id"], strict=True))
+    np.testing.assert_array_equal(X[cols].to_numpy(), model.timeline_.loc[keys, cols].to_numpy())
+    assert X["tl_same_day"].notna().all()
+    stranger = rows.iloc[:1].assign(item_id=-7)  # not a public pair
+    assert X.columns.tolist() == model.features(stranger, model._dot(train), model.fit_stats(train)).columns.tolist()
+    assert model.features(stranger, model._dot(train), model.fit_stats(train))[cols].isna().all().all()
+    poisoned = train.assign(rating=6.0 - train["rating"])
+    X2 = model.features(rows, model._dot(train), model.fit_stats(poisoned))
+    pd.testing.assert_frame_equal(X[cols], X2[cols])
+    off = make_model("gbm", model.side, {**FAST, "timeline": False})
+    off._side_vocab()
+    assert not set(cols) & set(off.features(rows, model._dot(train), off.fit_stats(train)).columns)

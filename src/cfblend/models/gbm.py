@@ -6,7 +6,10 @@ Features of a (user, item, time) row:
 - raw side features: age, gender, occupation, zip region (LightGBM categoricals), genres
   (multi-hot), release year, the rating's date and the movie's age at rating time;
 - aggregates: user and item rating count, mean and spread, item popularity, and the user's
-  (damped) affinity for the item's genres.
+  (damped) affinity for the item's genres;
+- the pair's *timeline* (`timeline_table`): where and when it sits in its user's public history,
+  from which pairs were rated and when (train and test; never a rating), as `bfm`'s timeline
+  bucket; NaN for a pair that is not public.
 
 Fold safety: no feature of a training row is computed from that row's own rating. Inside the
 training part, an inner K-fold gives each training row its dot-model features and aggregates
@@ -60,6 +63,7 @@ class GBMConfig(ModelConfig):
     early_stopping: int = 100
     num_threads: int = 0  # 0: OpenMP's default, every core (one in a Dask worker, which sets OMP_NUM_THREADS=1)
     implicit: bool = True  # rating counts of the user and the item over all public (train and test) pairs
+    timeline: bool = True  # where and when the pair sits in its user's public history (`timeline_table`)
     max_rows: int = 0  # 0: the GBM fits on every training row; else on this many, drawn at random (large data)
     predict_chunk: int = 1_000_000  # rows featurized and predicted at a time (bounds the feature frame's memory)
 
@@ -72,6 +76,28 @@ class GBMConfig(ModelConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         DotConfig.from_dict({**DotConfig().to_dict(), **self.dot})  # the inner dot config is checked too
+
+
+def timeline_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per public (user, item) pair, from the pairs and their timestamps alone (never a rating), indexed by
+    (user_id, item_id): `tl_pos`, its place in the user's pairs ordered by time, ties by item id (0 first, 1
+    last); `tl_same_day`, the user's pairs that UTC calendar day; `tl_since_first`, days since the user's first
+    pair; `tl_gap_prev` and `tl_gap_next`, days to the user's previous and next pair (NaN at either end).
+    MovieLens users rate in sittings, from lists the site picks: early, late, long-sitting and lone ratings
+    differ (ml-1m fold 0: `gbm` 0.8604 -> 0.8579)."""
+    p = pairs[["user_id", "item_id", "timestamp"]].drop_duplicates(["user_id", "item_id"])
+    p = p.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    by_user = p.groupby("user_id", sort=False)
+    t = p["timestamp"].to_numpy(np.float64) / 86400.0
+    rank, count = by_user.cumcount().to_numpy(), by_user["item_id"].transform("size").to_numpy()
+    day = np.floor(t).astype(np.int64)
+    same_day = p.assign(d=day).groupby(["user_id", "d"])["item_id"].transform("size").to_numpy()
+    first = by_user["timestamp"].transform("min").to_numpy(np.float64) / 86400.0
+    prev_t = by_user["timestamp"].shift(1).to_numpy(np.float64) / 86400.0
+    next_t = by_user["timestamp"].shift(-1).to_numpy(np.float64) / 86400.0
+    return pd.DataFrame({"tl_pos": rank / np.maximum(count - 1, 1), "tl_same_day": same_day,
+                        "tl_since_first": t - first, "tl_gap_prev": t - prev_t, "tl_gap_next": next_t - t},
+                        index=pd.MultiIndex.from_arrays([p["user_id"].to_numpy(), p["item_id"].to_numpy()]))
 
 
 class RatingStats:
@@ -146,6 +172,11 @@ class GBMModel(Model[GBMConfig]):
         for key, p in (("user_id", "user"), ("item_id", "item")):
             if key in self.pair_counts_:  # counts of public pairs: no rating involved
                 X[f"{p}_pairs"] = self.pair_counts_[key].reindex(rows[key].to_numpy()).fillna(0).to_numpy()
+        if self.timeline_ is not None:
+            look = self.timeline_.reindex(pd.MultiIndex.from_arrays([rows["user_id"].to_numpy(),
+                                                                     rows["item_id"].to_numpy()]))
+            for col in self.timeline_.columns:
+                X[col] = look[col].to_numpy()
         return X
 
     def _item_genres(self, item_ids) -> np.ndarray:
@@ -186,10 +217,13 @@ class GBMModel(Model[GBMConfig]):
         self._side_tables()
 
     def _side_tables(self) -> None:
-        """The genre multi-hot of every item and the public pair counts per user and item (side tables and
-        pairs only, so `load` rebuilds them instead of saving them)."""
+        """The genre multi-hot of every item, the public pair counts per user and item and the pairs' timeline
+        (side tables and pairs only, so `load` rebuilds them instead of saving them)."""
         pairs = self.side.pairs if self.config.implicit and self.side.pairs is not None else None
         self.pair_counts_ = {} if pairs is None else {k: pairs[k].value_counts() for k in ("user_id", "item_id")}
+        self.timeline_ = None
+        if self.config.timeline and self.side.pairs is not None and "timestamp" in self.side.pairs:
+            self.timeline_ = timeline_table(self.side.pairs)
         self.genre_matrix_ = np.zeros((len(self.side.items), len(self.genres_)), dtype=np.float32)
         for r, gs in enumerate(self.side.items["genres"]):
             self.genre_matrix_[r, [self.genres_[g] for g in gs if g in self.genres_]] = 1.0
