@@ -50,8 +50,8 @@ REGISTRY: dict[str, tuple[type[Model], ModelConfig]] = {
 FULL_MODELS = ("global_mean", "biases", "dot", "svdpp", "knn", "knn_user", "nn", "gbm", "autorec", "autorec_imp",
                "bfm", "bfm_op", "bfm_opu")
 # The fast list: the full one less the three members that gain the blend least for their time. ml-100k, u1..u5
-# (bench/results/ablation.md): the blend 0.8620 against 0.8615 (honest CV 0.8670, 0.8664); `make all` on u1 4:44
-# against 8:59 (the same normal-speed hour).
+# (bench/results/ablation.md, 2026-12-02): the blend 0.8591 against 0.8586 (honest CV 0.8641, 0.8633); `make all` on
+# u1 4:44 against 8:59 when measured (the same normal-speed hour, 2026-11-30).
 FAST_MODELS = tuple(m for m in FULL_MODELS if m not in ("autorec", "bfm", "bfm_op"))
 MODEL_LISTS = {"fast": FAST_MODELS, "full": FULL_MODELS}  # list names `MODELS=` takes
 # Which list a plain `make all` trains, per dataset (default fast: ml-100k's `make all` within 5 minutes). ml-1m
