@@ -13,7 +13,7 @@ from cfblend.models import available, make_model
 from cfblend.runs import side_info
 
 # Test RMSE of one fit on u1's train set, registry configs, this repo's CPU build; margin 0.004.
-KNOWN = {"biases": 0.9700, "dot": 0.9158, "svdpp": 0.9214, "autorec": 0.9021, "bfm": 0.8750, "bfm_op": 0.8751,
+KNOWN = {"biases": 0.9700, "dot": 0.9158, "svdpp": 0.9167, "autorec": 0.9021, "bfm": 0.8750, "bfm_op": 0.8751,
          "bfm_opu": 0.8733}
 MARGIN = 0.004
 

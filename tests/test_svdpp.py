@@ -97,7 +97,41 @@ def test_an_epoch_is_the_textbook_svdpp_update_when_each_user_has_one_rating():
         wY[sets[u]] += lr * (err * nrm[u] * q - reg_y * wY[sets[u]])
     got = [t.copy() for t in (P, Q, Y, bu, bi)]
     _seed(0)
-    sq = _epoch(*got, mu, users, ptr, i, y, np.arange(nu - 1), imp_ptr, imp_item, nrm, lr, reg, reg_b, reg_y)
+    bd, no_day = np.zeros(1), np.zeros(nu - 1, np.int64)  # no day biases: slot 0 for every row, never stepped
+    sq = _epoch(*got, bd, mu, users, ptr, i, no_day, y, np.arange(nu - 1), imp_ptr, imp_item, nrm, lr, reg, reg_b,
+                reg_y, 0.5)
+    assert bd[0] == 0.0
     np.testing.assert_allclose(sq, sq_want, rtol=1e-9)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+
+
+def test_the_day_bias_learns_a_rating_session_and_no_other_day(comp_env, tmp_path):
+    """A user who rates one point higher on one day than on another gets a day bias that says so; a row on a
+    day the user never rated in training gets no day bias at all (the plain SVD++ prediction), and so does
+    every row with `user_day` off. The saved model keeps the day biases."""
+    comp, folds, _ = comp_env
+    fit = comp.train[folds != 0].copy()
+    user = fit["user_id"].value_counts().index[0]
+    mine = np.flatnonzero(fit["user_id"].to_numpy() == user)
+    happy, sad = mine[::2], mine[1::2]
+    day = 86400
+    ts = fit["timestamp"].to_numpy().copy()
+    ts[happy], ts[sad] = 10_000 * day + 5, 10_001 * day + 5
+    rating = fit["rating"].to_numpy(np.float64).copy()
+    rating[happy] = np.minimum(rating[happy] + 1.0, 5.0)
+    rating[sad] = np.maximum(rating[sad] - 1.0, 1.0)
+    fit = fit.assign(timestamp=ts, rating=rating)
+    m = make_model("svdpp", side_info(comp), FAST).fit(fit)
+    item = fit["item_id"].iloc[mine[0]]
+    rows = pd.DataFrame({"user_id": user, "item_id": item, "timestamp": [10_000 * day, 10_001 * day + 86399,
+                                                                         20_000 * day]})
+    p = m._predict(rows)
+    b_happy, b_sad = m.bd_[m.days_(m._user_day(rows.head(2)))]
+    assert b_happy - b_sad > 0.5  # (the user bias takes their mean; the happy ratings are mostly clipped at 5)
+    np.testing.assert_allclose(p - p[2], [b_happy, b_sad, 0.0], atol=1e-12)
+    off = make_model("svdpp", side_info(comp), {**FAST, "user_day": False}).fit(fit)
+    assert len(off.days_) == 1 and np.ptp(off._predict(rows)) == 0.0
+    m.save(tmp_path / "m.npz")
+    back = type(m).load(tmp_path / "m.npz", side_info(comp))
+    np.testing.assert_array_equal(back._predict(rows), p)
