@@ -62,7 +62,7 @@ from scipy.special import ndtr
 
 from cfblend.io import atomic_path
 from cfblend.models.base import Model, ModelConfig, SideInfo
-from cfblend.models.ids import IdIndex
+from cfblend.models.ids import IdIndex, user_day_keys
 from cfblend.models.side import join_side
 
 LIKELIHOODS = ("regression", "ordered_probit")
@@ -249,7 +249,7 @@ class BFMModel(Model[BFMConfig]):
 
     def _user_day(self, df: pd.DataFrame) -> np.ndarray:
         """One integer per row for its (user, UTC calendar day); unknown users never match a trained key."""
-        return self.users_(df["user_id"]) * 100_000 + df["timestamp"].to_numpy(np.int64) // 86400
+        return user_day_keys(self.users_(df["user_id"]), df["timestamp"])
 
     def _design(self, df: pd.DataFrame) -> tuple[sps.csr_matrix, list]:
         """The row features (date bucket, user-day, timeline) and the two relation blocks of the rows of `df`."""

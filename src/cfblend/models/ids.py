@@ -41,6 +41,12 @@ class IdIndex:
         return out
 
 
+def user_day_keys(user_index, timestamps) -> np.ndarray:
+    """One integer per row for its (user index, UTC calendar day), for a bias or one-hot per rating session.
+    Index 0 (an unknown user) gives keys below 100,000, never those of a known user."""
+    return np.asarray(user_index, np.int64) * 100_000 + np.asarray(timestamps, np.int64) // 86400
+
+
 def cold_start_counts(train: pd.DataFrame, rows: pd.DataFrame) -> dict[str, int]:
     """How many of `rows` have a user, an item, or either, never seen in `train`."""
     new_user = ~rows["user_id"].isin(train["user_id"]).to_numpy()

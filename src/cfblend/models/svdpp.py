@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from cfblend.competition.scoring import rmse
 from cfblend.io import atomic_path
 from cfblend.models.base import Model, ModelConfig, SideInfo
-from cfblend.models.ids import IdIndex
+from cfblend.models.ids import IdIndex, user_day_keys
 from cfblend.models.jit import CACHE as _CACHE
 from cfblend.models.jit import njit
 
@@ -185,11 +185,8 @@ class SVDppModel(Model[SVDppConfig]):
         return self
 
     def _user_day(self, df: pd.DataFrame) -> np.ndarray | None:
-        """One integer per row for its (user, UTC calendar day); None without timestamps. An unknown user's
-        key (user index 0) is never among the trained ones: every training row's user is known."""
-        if "timestamp" not in df:
-            return None
-        return self.users_(df["user_id"]) * 1_000_000 + df["timestamp"].to_numpy(np.int64) // 86400
+        """Each row's (user, day) key (`ids.user_day_keys`); None without timestamps."""
+        return user_day_keys(self.users_(df["user_id"]), df["timestamp"]) if "timestamp" in df else None
 
     def _predict(self, df: pd.DataFrame) -> np.ndarray:
         a, i = self.users_(df["user_id"]), self.items_(df["item_id"])
