@@ -26,7 +26,7 @@ import pandas as pd
 from cfblend.competition import Competition
 from cfblend.competition.folds import read_stamp
 from cfblend.competition.scoring import rmse
-from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, oof_and_test_meta
+from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, oof_and_test_meta, public_ranks
 from cfblend.ensemble.run import load_predictions
 from cfblend.models import FAST_MODELS, default_models, expand_models
 from cfblend.paths import Paths
@@ -44,7 +44,7 @@ def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> 
     solution = pd.read_csv(paths.solution(comp.name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
     X, T, folds = load_predictions(paths, comp, models)
     y = comp.train["rating"].to_numpy(np.float64)
-    M, MT = oof_and_test_meta(comp.train, comp.test, folds)
+    M, MT = oof_and_test_meta(comp.train, comp.test, folds, public_ranks(comp.train, comp.test))
     rows = [{"split": comp.name, "variant": f"{m} alone", "oof_or_honest_cv": rmse(y, X[:, j]),
              "test_rmse": rmse(solution, T[:, j])} for j, m in enumerate(models)]
 

@@ -137,7 +137,7 @@ def test_items_without_genres_get_an_empty_genre_row(comp_env):
     items["genres"] = [[] if i == bare else g for i, g in zip(items["item_id"], items["genres"], strict=True)]
     items = items[items["item_id"] != fit["item_id"].iloc[-1]]  # and one item the side table lacks
     model = make_model("bfm", replace(side, items=items), FAST).fit(fit)
-    first = model.groups_[1 + model.n_user_groups_]  # the item block: item ids, then the genres
+    first = model.groups_[model.row_groups_ + model.n_user_groups_]  # the item block: item ids, then the genres
     block = model.item_block_[:, first:first + len({g for gs in items["genres"] for g in gs})]
     for raw in (bare, fit["item_id"].iloc[-1]):
         assert block[model.items_([raw])[0]].nnz == 0
@@ -208,3 +208,51 @@ def test_each_public_pair_has_its_place_in_its_users_timeline(comp_env, tmp_path
     with pytest.raises(ValueError, match=r"m\.npz: fitted with 4 timeline buckets"):
         BFMModel.load(tmp_path / "m.npz", replace(side, pairs=side.pairs[["user_id", "item_id"]]))
     assert make_model("bfm", side, {**FAST, "timeline": 0}).fit(fit)._design(rows)[0].shape[1] == n_row
+
+
+def test_neighbour_columns_are_the_training_ratings_next_to_the_row(comp_env, tmp_path):
+    """`neighbours`: a predicted row's columns are `RatingTimeline`'s residuals of the training ratings around it
+    (0 where none); a training row's come from the other inner folds' rows alone, so its own rating never
+    reaches them; a loaded model predicts the same from the training ratings it kept, and refuses pairs
+    without timestamps; a file from before the columns loads."""
+    from dataclasses import replace
+
+    from cfblend.models.bfm import NEIGHBOUR_FOLDS
+    from cfblend.models.timeline import RatingTimeline, timeline_ranks
+
+    comp, folds, _ = comp_env
+    side = side_info(comp)
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    model = make_model("bfm", side, {**FAST, "neighbours": 2}).fit(fit)
+    n_row = len(model.date_buckets_) + len(model.user_days_) + model.timeline_width_
+    want = RatingTimeline(fit, timeline_ranks(side.pairs), 2)
+    for rows in (val, comp.test):
+        got = model._design(rows)[0][:, n_row:n_row + 5].toarray()
+        np.testing.assert_allclose(got, np.nan_to_num(want.lookup(rows).drop(columns="nb_count").to_numpy()))
+        assert (got != 0).any(axis=1).mean() > 0.9
+    mine = model._design(fit, fitting=True)[0][:, n_row:n_row + 5].toarray()
+    assert (mine != 0).any(axis=1).mean() > 0.9
+    assert not np.allclose(mine, model._design(fit)[0][:, n_row:n_row + 5].toarray())  # not the in-sample columns
+    for k in range(NEIGHBOUR_FOLDS):  # any one training row's rating changed: its own columns stay exactly
+        row = fit.index[k * 7]
+        own = fit.assign(rating=fit["rating"].where(fit.index != row, 1.0 if fit.loc[row, "rating"] > 3 else 5.0))
+        theirs = model._design(own, fitting=True)[0][:, n_row:n_row + 5].toarray()
+        at = fit.index.get_loc(row)
+        np.testing.assert_array_equal(theirs[at], mine[at])
+        assert not np.array_equal(np.delete(theirs, at, 0), np.delete(mine, at, 0))  # other rows' columns move
+    p = model.predict(val)
+    assert not np.allclose(p, make_model("bfm", side, FAST).fit(fit).predict(val))
+    model.save(tmp_path / "m.npz")
+    np.testing.assert_allclose(BFMModel.load(tmp_path / "m.npz", side).predict(val), p, atol=1e-5)
+    with pytest.raises(ValueError, match=r"m\.npz: fitted with neighbour columns"):
+        BFMModel.load(tmp_path / "m.npz", replace(side, pairs=side.pairs[["user_id", "item_id"]]))
+    plain = make_model("bfm", side, FAST).fit(fit)  # saved as before the neighbour columns: 3 row groups
+    plain.save(tmp_path / "plain.npz")
+    z = dict(np.load(tmp_path / "plain.npz"))
+    assert z["groups"][3] == 0
+    z["groups"] = np.delete(z["groups"], 3)
+    del z["row_groups"]
+    np.savez(tmp_path / "old.npz", **z)
+    old = BFMModel.load(tmp_path / "old.npz", side)
+    np.testing.assert_allclose(old.predict(val), plain.predict(val), atol=1e-5)
+    np.testing.assert_allclose(old.item_factors()[1][0], plain.item_factors()[1][0], atol=1e-6)  # float32 on disk

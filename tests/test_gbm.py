@@ -136,26 +136,6 @@ def test_max_rows_fits_on_a_sample_whose_features_still_come_from_every_row(gbm_
     np.testing.assert_allclose(small.predict(val), fresh.fit(part).predict(val), rtol=0, atol=1e-12)
 
 
-def test_timeline_table_by_hand():
-    """Each public pair's place and timing in its user's history, from the pairs alone: ties by item id, the
-    same UTC day counted per user, gaps NaN at either end; one pair listed twice counts once."""
-    from cfblend.models.gbm import timeline_table
-
-    day = 86400
-    pairs = pd.DataFrame({"user_id": [1, 1, 1, 1, 2, 1],
-                          "item_id": [30, 10, 20, 40, 10, 30],
-                          "timestamp": [5 * day + 10, 5 * day + 10, 2 * day, 9 * day, 7 * day, 5 * day + 10]})
-    t = timeline_table(pairs)
-    # user 1 by time (ties by item id): 20 (day 2), 10 and 30 (day 5 + 10 s), 40 (day 9)
-    np.testing.assert_allclose(t.loc[[(1, 20), (1, 10), (1, 30), (1, 40)], "tl_pos"], [0, 1 / 3, 2 / 3, 1])
-    np.testing.assert_array_equal(t.loc[[(1, 20), (1, 10), (1, 30), (1, 40)], "tl_same_day"], [1, 2, 2, 1])
-    np.testing.assert_allclose(t.loc[(1, 40), ["tl_since_first", "tl_gap_prev"]], [7, 4 - 10 / day])
-    np.testing.assert_allclose(t.loc[(1, 10), ["tl_gap_prev", "tl_gap_next"]], [3 + 10 / day, 0])
-    assert np.isnan(t.loc[(1, 20), "tl_gap_prev"]) and np.isnan(t.loc[(1, 40), "tl_gap_next"])
-    assert t.loc[(2, 10)].tolist()[:3] == [0, 1, 0] and np.isnan(t.loc[(2, 10)].tolist()[3:]).all()
-    assert len(t) == 5
-
-
 def test_timeline_features_come_from_the_public_pairs_only(gbm_setup):
     """The gbm's timeline columns are the table's values for public pairs (train and test alike, the same with
     any ratings) and NaN for a pair that is not public; off, there are no such columns."""
@@ -177,3 +157,34 @@ def test_timeline_features_come_from_the_public_pairs_only(gbm_setup):
     off = make_model("gbm", model.side, {**FAST, "timeline": False})
     off._side_vocab()
     assert not set(cols) & set(off.features(rows, model._dot(train), off.fit_stats(train)).columns)
+
+
+def test_neighbour_features_see_other_rows_ratings_only(gbm_setup):
+    """A row's neighbour features move when a neighbouring fit row's rating changes, never with its own; with
+    `neighbours=0` there are none."""
+    comp, folds, model = gbm_setup
+    model._side_vocab()
+    train = comp.train[folds != 0]
+    rows = comp.test.iloc[:40]
+    dot = model._dot(train)
+    X = model.features(rows, dot, model.fit_stats(train))
+    cols = [c for c in X if c.startswith("nb_")]
+    assert cols == ["nb_prev", "nb_next", "nb_mean3", "nb_mean10", "nb_mean30", "nb_count"]
+    assert X["nb_mean30"].notna().mean() > 0.9
+    # the test pair's nearest earlier fit row of its user, found the long way
+    row = rows.iloc[0]
+    ranks = model.ranks_
+    mine = ranks.of([row["user_id"]], [row["item_id"]])[0]
+    theirs = train[train["user_id"] == row["user_id"]]
+    theirs = theirs.assign(rank=ranks.of(theirs["user_id"], theirs["item_id"]))
+    earlier = theirs[theirs["rank"] < mine].sort_values("rank")
+    assert len(earlier)
+    flipped = train.copy()
+    flipped.loc[earlier.index[-1], "rating"] = 6.0 - flipped.loc[earlier.index[-1], "rating"] + 0.5
+    X2 = model.features(rows, dot, model.fit_stats(flipped))
+    assert X2["nb_prev"].iloc[0] != X["nb_prev"].iloc[0]
+    moved = [*cols, "user_mean", "user_std", "item_mean", "item_std", "genre_affinity"]  # the flipped rating's
+    pd.testing.assert_frame_equal(X.drop(columns=moved), X2.drop(columns=moved))  # the rest come from no rating
+    off = make_model("gbm", model.side, {**FAST, "neighbours": 0})
+    off._side_vocab()
+    assert not [c for c in off.features(rows, dot, off.fit_stats(train)) if c.startswith("nb_")]

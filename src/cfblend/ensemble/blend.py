@@ -19,6 +19,13 @@ row's user and item, and their damped mean and std rating; for an OOF row of fol
 other folds (never the row's own rating); for a test row, from the whole train set ((K-1)/K of
 its counts: the average over the fold models). The means and stds let the stack correct members
 per kind of rater (u1..u5: honest CV 0.8676 -> 0.8673, test 0.8633 -> 0.8628).
+
+Where the rows have timestamps, the meta-features also hold the row's *neighbouring ratings*
+(`NEIGHBOUR_META`, `models/timeline.py`): the residuals of the ratings its user gave just before and
+just after it (from the other folds for an OOF row, from the whole train set for a test row; never
+its own), 0 where there are none. Users rate in sittings and ratings given side by side move together,
+which no member but `gbm` sees; the linear stack adds them as a correction and lets each member's
+weight depend on them (ml-1m: honest CV 0.81309 -> 0.81249, test 0.80987 -> 0.80889).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from cfblend.competition.scoring import rmse
+from cfblend.models.timeline import RatingTimeline, TimelineRanks, timeline_ranks
 
 MIN_STD = 0.02  # stars: OOF predictions that vary less than this are left out of the blend
 
@@ -92,6 +100,8 @@ def fit_hill(X: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[np.ndarray,
 
 META_FEATURES = ("intercept", "log1p_user_count", "log1p_item_count", "user_mean", "item_mean", "user_std",
                  "item_std")
+NEIGHBOUR_WINDOW = 10  # the neighbouring ratings: up to 3, 10 and 30 on each side of the row
+NEIGHBOUR_META = ("nb_prev", "nb_next", "nb_mean3", "nb_mean10", "nb_mean30")
 STAT_DAMPING = 30.0  # ratings' worth of the global mean (or variance) in a user's or item's damped mean (or std)
 
 
@@ -109,26 +119,47 @@ def _damped(rows: pd.DataFrame, seen: pd.DataFrame, key: str) -> tuple[np.ndarra
     return (ids.map(mean).fillna(mu).to_numpy(np.float64), ids.map(std).fillna(np.sqrt(var)).to_numpy(np.float64))
 
 
-def meta_features(rows: pd.DataFrame, seen: pd.DataFrame, scale: float = 1.0) -> np.ndarray:
+def meta_features(rows: pd.DataFrame, seen: pd.DataFrame, scale: float = 1.0,
+                  ranks: TimelineRanks | None = None) -> np.ndarray:
     """`META_FEATURES` of `rows`, from the rows of `seen`: [1, log1p(user count), log1p(item count), the user's
     and the item's damped mean rating, their damped std]. Counts are times `scale`; the means and stds are
-    damped toward the global ones by `STAT_DAMPING` ratings. Never a row's own rating: the OOF rows of a fold
-    get them from the other folds (`oof_and_test_meta`)."""
+    damped toward the global ones by `STAT_DAMPING` ratings. With `ranks` (the public pairs' timelines), then
+    `NEIGHBOUR_META`: the residuals of `seen`'s ratings next to the row in its user's timeline, 0 where none.
+    Never a row's own rating: the OOF rows of a fold get them from the other folds (`oof_and_test_meta`)."""
     uc, ic = seen["user_id"].value_counts(), seen["item_id"].value_counts()
     u = np.log1p(rows["user_id"].map(uc).fillna(0).to_numpy(np.float64) * scale)
     i = np.log1p(rows["item_id"].map(ic).fillna(0).to_numpy(np.float64) * scale)
     (um, us), (im, is_) = _damped(rows, seen, "user_id"), _damped(rows, seen, "item_id")
-    return np.column_stack([np.ones(len(rows)), u, i, um, im, us, is_])
+    cols = [np.ones(len(rows)), u, i, um, im, us, is_]
+    if ranks is not None:
+        nb = RatingTimeline(seen, ranks, NEIGHBOUR_WINDOW).lookup(rows)[list(NEIGHBOUR_META)]
+        cols += list(np.nan_to_num(nb.to_numpy(np.float64), nan=0.0).T)
+    return np.column_stack(cols)
 
 
-def oof_and_test_meta(train: pd.DataFrame, test: pd.DataFrame, folds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def public_ranks(train: pd.DataFrame, test: pd.DataFrame) -> TimelineRanks | None:
+    """The timelines of every public (train and test) pair, or None when the rows have no timestamps."""
+    if "timestamp" not in train or "timestamp" not in test:
+        return None
+    cols = ["user_id", "item_id", "timestamp"]
+    return timeline_ranks(pd.concat([train[cols], test[cols]], ignore_index=True))
+
+
+def meta_names(ranks: TimelineRanks | None) -> list[str]:
+    """The names of `meta_features`' columns, with or without the neighbouring ratings."""
+    return list(META_FEATURES) + (list(NEIGHBOUR_META) if ranks is not None else [])
+
+
+def oof_and_test_meta(train: pd.DataFrame, test: pd.DataFrame, folds: np.ndarray,
+                      ranks: TimelineRanks | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Meta-features of the train rows (each fold's from the other folds, as its OOF predictions were made) and
-    of the test rows (from the whole train set, counts times (K-1)/K: the average over the fold models)."""
+    of the test rows (from the whole train set, counts times (K-1)/K: the average over the fold models); with
+    `ranks` (`public_ranks`), the neighbouring ratings too."""
     k_folds = int(folds.max()) + 1
-    M = np.empty((len(train), len(META_FEATURES)))
+    M = np.empty((len(train), len(meta_names(ranks))))
     for k in range(k_folds):
-        M[folds == k] = meta_features(train[folds == k], train[folds != k])
-    return M, meta_features(test, train, scale=(k_folds - 1) / k_folds)
+        M[folds == k] = meta_features(train[folds == k], train[folds != k], ranks=ranks)
+    return M, meta_features(test, train, scale=(k_folds - 1) / k_folds, ranks=ranks)
 
 
 def _fwls_design(X: np.ndarray, M: np.ndarray) -> np.ndarray:

@@ -22,6 +22,13 @@ sampler's cost grows with the number of users and items, not of ratings times th
   site picks, and what they rate early differs from what they rate late: on fold 0 with `bench/scale.py`,
   `bfm` went from 0.8718 to 0.8691 on ml-100k u1 and from 0.8198 to 0.8191 on ml-1m. A pair that is
   not among the public ones (a `make predict` pair) has no such feature. Off in the large-data setting.
+- the row's *neighbouring ratings* (`neighbours`, a window; 0: off): the residuals (from the fit rows'
+  damped biases) of the training ratings its user gave just before and just after it in that timeline
+  (`models/timeline.py`'s `RatingTimeline`; the nearest on each side and the means of up to 3,
+  `neighbours` and three times as many on each side), as real-valued columns, 0 where there are none.
+  The rows it fits on get theirs as `gbm`'s aggregates: from the training rows of the other
+  `NEIGHBOUR_FOLDS` inner folds (residuals, biases and all), so no row's feature comes from its own
+  rating; the rows it predicts get theirs from every training row, which the model keeps for that.
 
 Which pairs were rated is public in a Kaggle competition (the test pairs too; never their
 ratings), and the implicit sets are built from all of them the same way for every row, so OOF
@@ -64,9 +71,12 @@ from cfblend.io import atomic_path
 from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.ids import IdIndex, user_day_keys
 from cfblend.models.side import join_side
+from cfblend.models.timeline import RatingTimeline, timeline_ranks
 
 LIKELIHOODS = ("regression", "ordered_probit")
-ROW_GROUPS = 3  # the feature groups of the rows themselves (date bucket, user-day, timeline), before the blocks
+ROW_GROUPS = 4  # the feature groups of the rows themselves (date bucket, user-day, timeline, neighbours), then blocks
+NEIGHBOUR_COLUMNS = 5  # nb_prev, nb_next and the three window means of `RatingTimeline.lookup`
+NEIGHBOUR_FOLDS = 5  # inner folds giving the training rows their neighbour columns
 
 
 @dataclass
@@ -82,6 +92,7 @@ class BFMConfig(ModelConfig):
     date_days: int = 30  # width of the rating-date buckets (0: no date feature)
     user_day: bool = True  # a one-hot of the row's (user, calendar day), for the pairs seen in training
     timeline: int = 10  # buckets of the pair's place in its user's public history, by time (0: none)
+    neighbours: int = 0  # window of the training ratings around the row in its user's history (0: none)
     year_bin: int = 5  # width of the release-year buckets, in years
     init_std: float = 0.1
     user_cutpoints: int = 0  # ordered probit: users with this many training ratings get cutpoints of their own (0: off)
@@ -91,7 +102,7 @@ class BFMConfig(ModelConfig):
     workers: int = 1  # prediction threads (faster, last-bit differences); own cutpoints predict on one
 
     limits: ClassVar[dict[str, str]] = {"rank": ">=1", "sweeps": ">=2", "burn_in": ">=0", "date_days": ">=0",
-                                        "timeline": ">=0",
+                                        "timeline": ">=0", "neighbours": ">=0",
                                         "user_cutpoints": ">=0", "item_cutpoints": ">=0", "chains": ">=1",
                                         "year_bin": ">=1", "init_std": ">0", "saved_samples": ">=1", "workers": ">=1"}
 
@@ -207,8 +218,13 @@ class BFMModel(Model[BFMConfig]):
         self.date_buckets_ = np.unique(self._date_bucket(train)) if c.use_side and c.date_days else np.zeros(0)
         self.user_days_ = np.unique(self._user_day(train)) if c.use_side and c.user_day else np.zeros(0, np.int64)
         self.n_user_groups_ = len(ublocks)
+        self.row_groups_ = ROW_GROUPS
         self._index_rows()
+        self.fit_rows_ = train[["user_id", "item_id", "rating"]].reset_index(drop=True) if self.ranks_ is not None \
+            else None
+        self._rating_timeline()
         self.groups_ = [len(self.date_buckets_), len(self.user_days_), self.timeline_width_,  # ROW_GROUPS
+                        NEIGHBOUR_COLUMNS if self.ranks_ is not None else 0,
                         *(b.shape[1] for _, b in ublocks), *(b.shape[1] for _, b in iblocks)]
 
     def _index_rows(self) -> None:
@@ -216,6 +232,14 @@ class BFMModel(Model[BFMConfig]):
         self.date_index_ = IdIndex(self.date_buckets_, ordered=True)
         self.user_day_index_ = IdIndex(self.user_days_, ordered=True)
         self._timeline_table()
+        pairs = self.side.pairs if self.side is not None else None
+        dated = pairs is not None and "timestamp" in pairs
+        self.ranks_ = timeline_ranks(pairs) if self.config.use_side and self.config.neighbours and dated else None
+
+    def _rating_timeline(self) -> None:
+        """The training ratings along the users' timelines, for the neighbour columns (None with them off)."""
+        self.rating_timeline_ = None if self.ranks_ is None or getattr(self, "fit_rows_", None) is None else \
+            RatingTimeline(self.fit_rows_, self.ranks_, self.config.neighbours)
 
     def _timeline_table(self) -> None:
         """Each public pair's timeline bucket, from the pairs and their timestamps alone (so `load` rebuilds it):
@@ -251,13 +275,32 @@ class BFMModel(Model[BFMConfig]):
         """One integer per row for its (user, UTC calendar day); unknown users never match a trained key."""
         return user_day_keys(self.users_(df["user_id"]), df["timestamp"])
 
-    def _design(self, df: pd.DataFrame) -> tuple[sps.csr_matrix, list]:
-        """The row features (date bucket, user-day, timeline) and the two relation blocks of the rows of `df`."""
+    def _neighbours(self, df: pd.DataFrame, fitting: bool = False) -> list[sps.csr_matrix]:
+        """The neighbour columns of the rows of `df` (residuals, 0 where none), as one block; none with them off
+        (or in a model saved before them). Rows to predict: from every training row. The training rows
+        (`fitting`): each from the training rows of the other inner folds, never from its own rating."""
+        if getattr(self, "rating_timeline_", None) is None:
+            return []
+        if not fitting:
+            nb = self.rating_timeline_.lookup(df)
+        else:
+            inner = np.empty(len(df), dtype=np.int64)
+            inner[np.random.default_rng(self.config.seed).permutation(len(df))] = np.arange(len(df)) % NEIGHBOUR_FOLDS
+            rows = df[["user_id", "item_id", "rating"]]
+            k = self.config.neighbours
+            nb = pd.concat([RatingTimeline(rows[inner != j], self.ranks_, k).lookup(rows[inner == j])
+                            for j in range(NEIGHBOUR_FOLDS)]).loc[df.index]
+        return [sps.csr_matrix(np.nan_to_num(nb.drop(columns="nb_count").to_numpy(np.float64), nan=0.0))]
+
+    def _design(self, df: pd.DataFrame, fitting: bool = False) -> tuple[sps.csr_matrix, list]:
+        """The row features (date bucket, user-day, timeline, neighbours) and the two relation blocks of the rows
+        of `df` (`fitting`: the training rows, whose neighbour columns come from the other inner folds)."""
         RelationBlock = _myfm().RelationBlock
 
         X = sps.hstack([_one_hot(self.date_index_(self._date_bucket(df)) - 1, len(self.date_buckets_)),
                         _one_hot(self.user_day_index_(self._user_day(df)) - 1, len(self.user_days_)),
-                        _one_hot(self._timeline(df), self.timeline_width_)], format="csr")
+                        _one_hot(self._timeline(df), self.timeline_width_), *self._neighbours(df, fitting)],
+                       format="csr")
         return X, [RelationBlock(self.users_(df["user_id"]), self.user_block_),
                    RelationBlock(self.items_(df["item_id"]), self.item_block_)]
 
@@ -267,7 +310,7 @@ class BFMModel(Model[BFMConfig]):
         myfm = _myfm()
         c = self.config
         self._blocks(train)
-        X, rel = self._design(train)
+        X, rel = self._design(train, fitting=True)
         y = train["rating"].to_numpy(np.float64)
         groups = [g for g in self.groups_ if g]  # a group without columns has no prior to sample
         kept = c.sweeps - c.burn_in
@@ -327,7 +370,7 @@ class BFMModel(Model[BFMConfig]):
 
     def item_factors(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """The ids of the items seen in training and, per kept posterior sample, their id factors."""
-        start = sum(self.groups_[:ROW_GROUPS + self.n_user_groups_])  # the item ids, after the row and user groups
+        start = sum(self.groups_[:self.row_groups_ + self.n_user_groups_])  # the item ids: after row and user groups
         rows = slice(start, start + len(self.seen_items_))
         return self.seen_items_, [np.asarray(s.V)[rows] for fm in self.fms_ for s in fm.predictor_.samples]
 
@@ -348,7 +391,9 @@ class BFMModel(Model[BFMConfig]):
                   "users": self.users_.ids, "items": self.items_.ids, "date_buckets": self.date_buckets_,
                   "user_days": self.user_days_,
                   "levels": self.levels_, "groups": np.array(self.groups_), "seen_items": self.seen_items_,
-                  "n_user_groups": np.array(self.n_user_groups_)}
+                  "n_user_groups": np.array(self.n_user_groups_), "row_groups": np.array(self.row_groups_)}
+        if self.rating_timeline_ is not None:  # the training ratings the neighbour columns come from
+            arrays |= {f"fit_{k}": self.fit_rows_[k].to_numpy() for k in ("user_id", "item_id", "rating")}
         for name, m in (("user_block", self.user_block_), ("item_block", self.item_block_)):
             arrays |= {f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr,
                        f"{name}_shape": np.array(m.shape)}
@@ -367,8 +412,15 @@ class BFMModel(Model[BFMConfig]):
         m.date_buckets_, m.levels_, m.groups_ = z["date_buckets"], z["levels"], z["groups"].tolist()
         m.user_days_, m.pooled_ = z["user_days"], bool(z["pooled"])
         m.cut_ids_ = z["cut_ids"] if "cut_ids" in z else z["cut_users"]  # files saved before item cutpoints
+        m.row_groups_ = int(z["row_groups"]) if "row_groups" in z else 3  # files saved before the neighbours
         m._index_rows()
-        fitted_width = m.groups_[ROW_GROUPS - 1]  # the timeline's group, the last of the row features
+        m.fit_rows_ = pd.DataFrame({k: z[f"fit_{k}"] for k in ("user_id", "item_id", "rating")}) \
+            if "fit_rating" in z else None
+        m._rating_timeline()
+        if m.row_groups_ > 3 and m.groups_[3] and m.rating_timeline_ is None:
+            raise ValueError(f"{path}: fitted with neighbour columns, which need the public pairs' timestamps "
+                             "(SideInfo.pairs: user_id, item_id, timestamp)")
+        fitted_width = m.groups_[2]  # the timeline's group, the third of the row features
         if m.timeline_width_ != fitted_width:
             raise ValueError(f"{path}: fitted with {fitted_width} timeline buckets, read off the public pairs' "
                              "timestamps; the pairs given have none (SideInfo.pairs needs user_id, item_id, timestamp)")

@@ -9,7 +9,11 @@ Features of a (user, item, time) row:
   (damped) affinity for the item's genres;
 - the pair's *timeline* (`timeline_table`): where and when it sits in its user's public history,
   from which pairs were rated and when (train and test; never a rating), as `bfm`'s timeline
-  bucket; NaN for a pair that is not public.
+  bucket; NaN for a pair that is not public;
+- the *neighbouring ratings* (`RatingTimeline`): how the user rated the fit rows just before and
+  just after the pair in that history, as residuals from the fit rows' damped biases. MovieLens
+  users rate in sittings, from lists the site shows, and ratings given side by side move together
+  beyond the user's bias and the day's mood.
 
 Fold safety: no feature of a training row is computed from that row's own rating. Inside the
 training part, an inner K-fold gives each training row its dot-model features and aggregates
@@ -40,6 +44,7 @@ from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.dot import DotConfig, DotModel
 from cfblend.models.ids import IdIndex
 from cfblend.models.side import join_side
+from cfblend.models.timeline import RatingTimeline, timeline_ranks, timeline_table
 
 log = logging.getLogger(__name__)
 
@@ -64,40 +69,19 @@ class GBMConfig(ModelConfig):
     num_threads: int = 0  # 0: OpenMP's default, every core (one in a Dask worker, which sets OMP_NUM_THREADS=1)
     implicit: bool = True  # rating counts of the user and the item over all public (train and test) pairs
     timeline: bool = True  # where and when the pair sits in its user's public history (`timeline_table`)
+    neighbours: int = 10  # window of the fit rows' ratings around the pair in its user's history (0: none)
     max_rows: int = 0  # 0: the GBM fits on every training row; else on this many, drawn at random (large data)
     predict_chunk: int = 1_000_000  # rows featurized and predicted at a time (bounds the feature frame's memory)
 
     limits: ClassVar[dict[str, str]] = {
         "inner_folds": ">=2", "valid_frac": "(0,1)", "learning_rate": ">0", "num_leaves": ">=2",
         "min_data_in_leaf": ">=1", "feature_fraction": "(0,1]", "bagging_fraction": "(0,1]", "lambda_l2": ">=0",
-        "max_rounds": ">=1", "early_stopping": ">=1", "num_threads": ">=0", "max_rows": ">=0",
+        "max_rounds": ">=1", "early_stopping": ">=1", "num_threads": ">=0", "max_rows": ">=0", "neighbours": ">=0",
         "predict_chunk": ">=1"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
         DotConfig.from_dict({**DotConfig().to_dict(), **self.dot})  # the inner dot config is checked too
-
-
-def timeline_table(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Per public (user, item) pair, from the pairs and their timestamps alone (never a rating), indexed by
-    (user_id, item_id): `tl_pos`, its place in the user's pairs ordered by time, ties by item id (0 first, 1
-    last); `tl_same_day`, the user's pairs that UTC calendar day; `tl_since_first`, days since the user's first
-    pair; `tl_gap_prev` and `tl_gap_next`, days to the user's previous and next pair (NaN at either end).
-    MovieLens users rate in sittings, from lists the site picks: early, late, long-sitting and lone ratings
-    differ (ml-1m fold 0: `gbm` 0.8604 -> 0.8579)."""
-    p = pairs[["user_id", "item_id", "timestamp"]].drop_duplicates(["user_id", "item_id"])
-    p = p.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
-    by_user = p.groupby("user_id", sort=False)
-    t = p["timestamp"].to_numpy(np.float64) / 86400.0
-    rank, count = by_user.cumcount().to_numpy(), by_user["item_id"].transform("size").to_numpy()
-    day = np.floor(t).astype(np.int64)
-    same_day = p.assign(d=day).groupby(["user_id", "d"])["item_id"].transform("size").to_numpy()
-    first = by_user["timestamp"].transform("min").to_numpy(np.float64) / 86400.0
-    prev_t = by_user["timestamp"].shift(1).to_numpy(np.float64) / 86400.0
-    next_t = by_user["timestamp"].shift(-1).to_numpy(np.float64) / 86400.0
-    return pd.DataFrame({"tl_pos": rank / np.maximum(count - 1, 1), "tl_same_day": same_day,
-                        "tl_since_first": t - first, "tl_gap_prev": t - prev_t, "tl_gap_next": next_t - t},
-                        index=pd.MultiIndex.from_arrays([p["user_id"].to_numpy(), p["item_id"].to_numpy()]))
 
 
 class RatingStats:
@@ -128,6 +112,7 @@ class FitStats:
     ratings: RatingStats
     users: np.ndarray  # the fit rows' sorted user ids
     affinity: np.ndarray  # users x genres: damped mean residual of the user's ratings in each genre
+    timeline: RatingTimeline | None = None  # the fit rows' ratings along their users' timelines
 
 
 class GBMModel(Model[GBMConfig]):
@@ -147,7 +132,8 @@ class GBMModel(Model[GBMConfig]):
     def fit_stats(self, fit_rows: pd.DataFrame) -> FitStats:
         """The rating statistics of `fit_rows` that `features` looks up."""
         users, aff = self._genre_affinity_table(fit_rows)
-        return FitStats(RatingStats(fit_rows), users, aff)
+        timeline = None if self.ranks_ is None else RatingTimeline(fit_rows, self.ranks_, self.config.neighbours)
+        return FitStats(RatingStats(fit_rows), users, aff, timeline)
 
     def features(self, rows: pd.DataFrame, dot: DotModel, stats: FitStats) -> pd.DataFrame:
         """The feature frame of `rows`, from a dot model and statistics (`fit_stats`) of the same fit rows."""
@@ -177,6 +163,8 @@ class GBMModel(Model[GBMConfig]):
                                                                      rows["item_id"].to_numpy()]))
             for col in self.timeline_.columns:
                 X[col] = look[col].to_numpy()
+        if stats.timeline is not None:
+            X = pd.concat([X, stats.timeline.lookup(rows)], axis=1)
         return X
 
     def _item_genres(self, item_ids) -> np.ndarray:
@@ -221,9 +209,12 @@ class GBMModel(Model[GBMConfig]):
         (side tables and pairs only, so `load` rebuilds them instead of saving them)."""
         pairs = self.side.pairs if self.config.implicit and self.side.pairs is not None else None
         self.pair_counts_ = {} if pairs is None else {k: pairs[k].value_counts() for k in ("user_id", "item_id")}
-        self.timeline_ = None
-        if self.config.timeline and self.side.pairs is not None and "timestamp" in self.side.pairs:
+        self.timeline_, self.ranks_ = None, None
+        dated = self.side.pairs is not None and "timestamp" in self.side.pairs
+        if self.config.timeline and dated:
             self.timeline_ = timeline_table(self.side.pairs)
+        if self.config.neighbours and dated:
+            self.ranks_ = timeline_ranks(self.side.pairs)
         self.genre_matrix_ = np.zeros((len(self.side.items), len(self.genres_)), dtype=np.float32)
         for r, gs in enumerate(self.side.items["genres"]):
             self.genre_matrix_[r, [self.genres_[g] for g in gs if g in self.genres_]] = 1.0

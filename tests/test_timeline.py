@@ -1,0 +1,62 @@
+"""The users' public timelines (`models/timeline.py`), by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfblend.models.timeline import RatingTimeline, timeline_ranks, timeline_table
+
+
+def test_timeline_table_by_hand():
+    """Each public pair's place and timing in its user's history, from the pairs alone: ties by item id, the
+    same UTC day counted per user, gaps NaN at either end; one pair listed twice counts once."""
+    day = 86400
+    pairs = pd.DataFrame({"user_id": [1, 1, 1, 1, 2, 1],
+                          "item_id": [30, 10, 20, 40, 10, 30],
+                          "timestamp": [5 * day + 10, 5 * day + 10, 2 * day, 9 * day, 7 * day, 5 * day + 10]})
+    t = timeline_table(pairs)
+    # user 1 by time (ties by item id): 20 (day 2), 10 and 30 (day 5 + 10 s), 40 (day 9)
+    np.testing.assert_allclose(t.loc[[(1, 20), (1, 10), (1, 30), (1, 40)], "tl_pos"], [0, 1 / 3, 2 / 3, 1])
+    np.testing.assert_array_equal(t.loc[[(1, 20), (1, 10), (1, 30), (1, 40)], "tl_same_day"], [1, 2, 2, 1])
+    np.testing.assert_allclose(t.loc[(1, 40), ["tl_since_first", "tl_gap_prev"]], [7, 4 - 10 / day])
+    np.testing.assert_allclose(t.loc[(1, 10), ["tl_gap_prev", "tl_gap_next"]], [3 + 10 / day, 0])
+    assert np.isnan(t.loc[(1, 20), "tl_gap_prev"]) and np.isnan(t.loc[(1, 40), "tl_gap_next"])
+    assert t.loc[(2, 10)].tolist()[:3] == [0, 1, 0] and np.isnan(t.loc[(2, 10)].tolist()[3:]).all()
+    assert len(t) == 5
+
+
+def test_rating_timeline_by_hand():
+    """The neighbouring fit rows' residuals (from damped global, item and user means, computed here the long
+    way) along the user's public timeline; a row is never its own neighbour; NaN where there is none."""
+    day = 86400
+    # user 1's timeline: items 10, 20, 30, 40, 50, 60 (60 and 10 tie on time: 10 first); user 2 rates 10, 20
+    pairs = pd.DataFrame({"user_id": [1, 1, 1, 1, 1, 1, 2, 2],
+                          "item_id": [60, 20, 30, 40, 50, 10, 10, 20],
+                          "timestamp": [1 * day, 2 * day, 3 * day, 4 * day, 5 * day, 1 * day, 1 * day, 2 * day]})
+    ranks = timeline_ranks(pairs)
+    assert ranks.of([1, 1, 1, 1, 2], [10, 60, 20, 50, 20]).tolist() == [0, 1, 2, 5, 1]
+    assert np.isnan(ranks.of([2, 3, 1], [30, 10, 99])).all()  # not public: unknown pair, user, item
+    fit = pd.DataFrame({"user_id": [1, 1, 1, 1, 2, 2], "item_id": [10, 60, 20, 50, 10, 20],
+                        "rating": [5.0, 1.0, 4.0, 2.0, 3.0, 4.0]})
+    res = fit["rating"] - fit["rating"].mean()
+    res = res - res.groupby(fit["item_id"]).transform(lambda s: s.sum() / (len(s) + 25.0))
+    res = res - res.groupby(fit["user_id"]).transform(lambda s: s.sum() / (len(s) + 10.0))
+    r = dict(zip(zip(fit["user_id"], fit["item_id"], strict=True), res, strict=True))
+    tl = RatingTimeline(fit, ranks, window=1)
+    rows = pd.DataFrame({"user_id": [1, 1, 1, 1, 3, 1], "item_id": [30, 40, 20, 10, 10, 99]})
+    out = tl.lookup(rows)
+    assert out.columns.tolist() == ["nb_prev", "nb_next", "nb_mean1", "nb_mean3", "nb_count"]
+    # 30 (rank 3) sits between 20 (rank 2) and 50 (rank 5): 40 (rank 4) is public but not a fit row
+    np.testing.assert_allclose(out.iloc[0, :3], [r[1, 20], r[1, 50], (r[1, 20] + r[1, 50]) / 2])
+    np.testing.assert_allclose(out.iloc[0, 3], np.mean([r[1, k] for k in (10, 60, 20, 50)]))
+    np.testing.assert_allclose(out.iloc[1, :2], [r[1, 20], r[1, 50]])
+    # a fit row itself: its own rating is skipped, the rows on either side are used
+    np.testing.assert_allclose(out.iloc[2, :3], [r[1, 60], r[1, 50], (r[1, 60] + r[1, 50]) / 2])
+    np.testing.assert_allclose(out.iloc[2, 3], np.mean([r[1, k] for k in (10, 60, 50)]))
+    assert out.iloc[2, 4] == 3
+    assert np.isnan(out.iloc[3, 0]) and out.iloc[3, 1] == pytest.approx(r[1, 60])  # the first of the timeline
+    assert out.iloc[4:, :4].isna().all().all() and out["nb_count"].iloc[4:].tolist() == [0, 0]  # unknown user, pair
+    assert r[1, 10] != r[2, 10]  # the other user's ratings of the same items are not neighbours
+    assert tl.lookup(rows.iloc[:0]).shape == (0, 5)
