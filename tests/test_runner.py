@@ -114,3 +114,24 @@ def test_output_of_another_competition_is_refused_by_train_blend_and_report(comp
     with pytest.raises(ArtifactConflict, match="holds artifacts of"):
         run_report(comp, paths)
     assert not (paths.output / "submission.csv").exists()
+
+
+def test_a_shared_feature_module_is_part_of_its_members_code_fingerprint(monkeypatch):
+    """Artifacts go stale when the code that made them changes, shared feature modules included: an edit of
+    `models/timeline.py` changes `gbm`'s and `bfm`'s code fingerprint, not `svdpp`'s, which does not use it."""
+    from cfblend.models import model_class
+    from cfblend.runs import artifacts
+
+    names = ("gbm", "bfm", "svdpp")
+    artifacts.code_fingerprint.cache_clear()
+    before = {n: artifacts.code_fingerprint(model_class(n)) for n in names}
+    real = artifacts.inspect.getsource
+    monkeypatch.setattr(artifacts.inspect, "getsource", lambda obj: real(obj) + (
+        "# edited" if getattr(obj, "__name__", "") == "cfblend.models.timeline" else ""))
+    artifacts.code_fingerprint.cache_clear()
+    try:
+        after = {n: artifacts.code_fingerprint(model_class(n)) for n in names}
+    finally:
+        artifacts.code_fingerprint.cache_clear()
+    assert after["gbm"] != before["gbm"] and after["bfm"] != before["bfm"]
+    assert after["svdpp"] == before["svdpp"]

@@ -36,14 +36,21 @@ class StaleArtifact(ArtifactConflict):
 @functools.cache
 def code_fingerprint(cls: type) -> str:
     """SHA-256 of the source of the module defining `cls` and, when that module lives in a package of
-    its own (`models/dot/`), of every module of that package. Read through the import system, so it
-    works inside the Kaggle kernel's zip too."""
+    its own (`models/dot/`), of every module of that package; and of the other `cfblend.models` modules
+    whose names it imports (`models/timeline.py` for `gbm` and `bfm`, the dot package for `gbm`; not
+    `models/base.py`, the interface every member shares), so a change to a feature shared between members
+    makes their artifacts stale too. Read through the import system, so it works inside the Kaggle kernel's
+    zip too."""
     module = sys.modules[cls.__module__]
-    names = [module.__name__]
+    names = {module.__name__}
     package = module.__name__.rpartition(".")[0]
     pkg = sys.modules.get(package)
     if pkg is not None and package.count(".") >= 2 and hasattr(pkg, "__path__"):  # cfblend.models.<pkg>
-        names = [package] + [f"{package}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)]
+        names = {package} | {f"{package}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)}
+    for value in list(vars(module).values()):
+        name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(name, str) and name.startswith("cfblend.models.") and name != "cfblend.models.base":
+            names.add(name)
     h = hashlib.sha256()
     for name in sorted(names):
         h.update(inspect.getsource(importlib.import_module(name)).encode())
