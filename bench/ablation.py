@@ -3,7 +3,8 @@
 
 For the output folders given (one per split, each trained by `make all` with the members to
 compare, by default `MODELS=full`), it writes a table with each member alone (OOF and test RMSE), their
-blend, the blend of the fast list (what a plain `make all` trains on ml-100k) and the blend with each
+blend, the blend of the fast list (what a plain `make all` trains on ml-100k), the blend whose meta-features
+leave out the neighbouring ratings, and the blend with each
 member dropped in turn (honest CV and test RMSE). A member whose removal does not worsen the honest CV does
 not earn its place in the lists.
 
@@ -26,7 +27,7 @@ import pandas as pd
 from cfblend.competition import Competition
 from cfblend.competition.folds import read_stamp
 from cfblend.competition.scoring import rmse
-from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, oof_and_test_meta, public_ranks
+from cfblend.ensemble.blend import META_FEATURES, MIN_STD, BlendConfig, blend, oof_and_test_meta, public_ranks
 from cfblend.ensemble.run import load_predictions
 from cfblend.models import FAST_MODELS, default_models, expand_models
 from cfblend.paths import Paths
@@ -37,7 +38,8 @@ log = logging.getLogger("ablation")
 
 def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> pd.DataFrame:
     """Rows: each member alone, the blend of `models` (names or list names; empty: the dataset's full list),
-    the blend of the fast list when `models` holds more, and the blend of `models` without each member."""
+    the blend of the fast list when `models` holds more, the blend without the neighbouring ratings among its
+    meta-features (where the rows have timestamps), and the blend of `models` without each member."""
     paths = Paths(inputs, out)
     comp = Competition.load(paths.competition(read_stamp(paths)["competition"]))
     models = expand_models(models, comp.meta["dataset"]) or list(default_models(comp.meta["dataset"], "full"))
@@ -48,14 +50,18 @@ def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> 
     rows = [{"split": comp.name, "variant": f"{m} alone", "oof_or_honest_cv": rmse(y, X[:, j]),
              "test_rmse": rmse(solution, T[:, j])} for j, m in enumerate(models)]
 
-    def blended(keep: list[int], label: str) -> dict:
+    def blended(keep: list[int], label: str, meta: int | None = None) -> dict:
         keep = [j for j in keep if X[:, j].std() >= MIN_STD]
-        res = blend(X[:, keep], T[:, keep], y, folds, M, MT, BlendConfig(method=method), comp.rating_scale)
+        res = blend(X[:, keep], T[:, keep], y, folds, M[:, :meta], MT[:, :meta], BlendConfig(method=method),
+                    comp.rating_scale)
         return {"split": comp.name, "variant": label, "oof_or_honest_cv": float(np.mean(res.fold_rmse)),
                 "test_rmse": rmse(solution, res.test)}
 
     everything = list(range(len(models)))
     rows.append(blended(everything, "blend of all"))
+    if M.shape[1] > len(META_FEATURES):
+        rows.append(blended(everything, "blend of all, meta-features without the neighbouring ratings",
+                            len(META_FEATURES)))
     fast = [j for j, m in enumerate(models) if m in FAST_MODELS]
     if len(fast) < len(models):
         dropped = ", ".join(m for m in models if m not in FAST_MODELS)

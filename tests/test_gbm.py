@@ -171,6 +171,9 @@ def test_neighbour_features_see_other_rows_ratings_only(gbm_setup):
     cols = [c for c in X if c.startswith("nb_")]
     assert cols == ["nb_prev", "nb_next", "nb_mean3", "nb_mean10", "nb_mean30", "nb_count"]
     assert X["nb_mean30"].notna().mean() > 0.9
+    from cfblend.models.timeline import RatingTimeline
+
+    pd.testing.assert_frame_equal(X[cols], RatingTimeline(train, model.ranks_, 10).lookup(rows)[cols])  # row by row
     # the test pair's nearest earlier fit row of its user, found the long way
     row = rows.iloc[0]
     ranks = model.ranks_
@@ -183,6 +186,7 @@ def test_neighbour_features_see_other_rows_ratings_only(gbm_setup):
     flipped.loc[earlier.index[-1], "rating"] = 6.0 - flipped.loc[earlier.index[-1], "rating"] + 0.5
     X2 = model.features(rows, dot, model.fit_stats(flipped))
     assert X2["nb_prev"].iloc[0] != X["nb_prev"].iloc[0]
+    assert abs(X2["nb_prev"].iloc[0] - X["nb_prev"].iloc[0]) > 0.4  # the neighbour's own change, not a bias shift
     moved = [*cols, "user_mean", "user_std", "item_mean", "item_std", "genre_affinity"]  # the flipped rating's
     pd.testing.assert_frame_equal(X.drop(columns=moved), X2.drop(columns=moved))  # the rest come from no rating
     off = make_model("gbm", model.side, {**FAST, "neighbours": 0})

@@ -220,53 +220,32 @@ class BFMModel(Model[BFMConfig]):
         self.n_user_groups_ = len(ublocks)
         self.row_groups_ = ROW_GROUPS
         self._index_rows()
-        self.fit_rows_ = train[["user_id", "item_id", "rating"]].reset_index(drop=True) if self.ranks_ is not None \
-            else None
+        neighbours = bool(c.neighbours) and self.ranks_ is not None
+        self.fit_rows_ = train[["user_id", "item_id", "rating"]].reset_index(drop=True) if neighbours else None
         self._rating_timeline()
         self.groups_ = [len(self.date_buckets_), len(self.user_days_), self.timeline_width_,  # ROW_GROUPS
-                        NEIGHBOUR_COLUMNS if self.ranks_ is not None else 0,
+                        NEIGHBOUR_COLUMNS if neighbours else 0,
                         *(b.shape[1] for _, b in ublocks), *(b.shape[1] for _, b in iblocks)]
 
     def _index_rows(self) -> None:
         """The lookups of the row features' vocabularies, built once (every `_design` call uses them)."""
         self.date_index_ = IdIndex(self.date_buckets_, ordered=True)
         self.user_day_index_ = IdIndex(self.user_days_, ordered=True)
-        self._timeline_table()
-        pairs = self.side.pairs if self.side is not None else None
-        dated = pairs is not None and "timestamp" in pairs
-        self.ranks_ = timeline_ranks(pairs) if self.config.use_side and self.config.neighbours and dated else None
+        c, pairs = self.config, self.side.pairs if self.side is not None else None
+        dated = pairs is not None and "timestamp" in pairs  # timelines come from the pairs alone: `load` rebuilds them
+        self.ranks_ = timeline_ranks(pairs) if c.use_side and (c.timeline or c.neighbours) and dated else None
+        self.timeline_width_ = c.timeline if self.ranks_ is not None else 0
 
     def _rating_timeline(self) -> None:
         """The training ratings along the users' timelines, for the neighbour columns (None with them off)."""
         self.rating_timeline_ = None if self.ranks_ is None or getattr(self, "fit_rows_", None) is None else \
             RatingTimeline(self.fit_rows_, self.ranks_, self.config.neighbours)
 
-    def _timeline_table(self) -> None:
-        """Each public pair's timeline bucket, from the pairs and their timestamps alone (so `load` rebuilds it):
-        the pair's rank among its user's pairs by time (ties by item id) times `timeline`, over their count."""
-        c, pairs = self.config, self.side.pairs if self.side is not None else None
-        self.timeline_width_, self.timeline_index_, self.timeline_buckets_ = 0, None, None
-        if not (c.use_side and c.timeline) or pairs is None or "timestamp" not in pairs:
-            return
-        p = pd.DataFrame({"u": self.users_(pairs["user_id"]), "i": self.items_(pairs["item_id"]),
-                          "t": pairs["timestamp"].to_numpy(np.int64)}).drop_duplicates(["u", "i"])
-        p = p.sort_values(["u", "t", "i"], kind="stable")
-        by_user = p.groupby("u", sort=False)
-        rank, count = by_user.cumcount().to_numpy(), by_user["i"].transform("size").to_numpy()
-        self.timeline_width_ = c.timeline
-        self.timeline_index_ = IdIndex(self._pair_keys(p["u"].to_numpy(), p["i"].to_numpy()), ordered=True)
-        self.timeline_buckets_ = np.concatenate([[-1], c.timeline * rank // count])  # slot 0: not a public pair
-
-    def _pair_keys(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """One integer per (user index, item index)."""
-        return users.astype(np.int64) * len(self.items_) + items
-
     def _timeline(self, df: pd.DataFrame) -> np.ndarray:
         """Each row's timeline bucket; -1 for a pair that is not public (or with the feature off)."""
-        if self.timeline_index_ is None:
+        if not self.timeline_width_:
             return np.full(len(df), -1, np.int64)
-        keys = self._pair_keys(self.users_(df["user_id"]), self.items_(df["item_id"]))
-        return self.timeline_buckets_[self.timeline_index_(keys)]
+        return self.ranks_.buckets(df["user_id"].to_numpy(), df["item_id"].to_numpy(), self.timeline_width_)
 
     def _date_bucket(self, df: pd.DataFrame) -> np.ndarray:
         return np.floor(df["timestamp"].to_numpy(np.float64) / (86400.0 * self.config.date_days)).astype(np.int64)

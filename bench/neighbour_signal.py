@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""How much the neighbouring ratings say about a test rating, on a competition's train and test rows.
+
+Residuals are taken from the train rows' damped global, item and user means (`RatingTimeline`'s). For each
+test row it compares two predictors of its residual: the user's mean train residual on the same UTC day,
+and the mean train residual of up to 10 train ratings on either side of it in the user's public timeline
+(`nb_mean10`). It prints each one's correlation with the test residual and the RMSE of a least-squares fit of
+the residual on the day mean alone and on both (fitted on the test rows themselves: a gauge of the signal, not
+a model). Reads `solution.csv`: a benchmark, never part of the pipeline.
+
+Usage: python bench/neighbour_signal.py --competition input/ml-1m-random
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # works without `make install` too
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from cfblend.competition import Competition
+from cfblend.ensemble.blend import public_ranks
+from cfblend.models.timeline import RatingTimeline
+
+
+def residuals(train: pd.DataFrame, rows: pd.DataFrame, item_damping: float = 25.0,
+              user_damping: float = 10.0) -> np.ndarray:
+    """`rows`' ratings minus the train rows' global mean and damped item and user means (as `RatingTimeline`)."""
+    r = train["rating"].to_numpy(np.float64)
+    mu = r.mean()
+    g = pd.DataFrame({"i": train["item_id"], "res": r - mu}).groupby("i")["res"].agg(["sum", "size"])
+    bi = g["sum"] / (g["size"] + item_damping)
+    res = r - mu - train["item_id"].map(bi).to_numpy()
+    g = pd.DataFrame({"u": train["user_id"], "res": res}).groupby("u")["res"].agg(["sum", "size"])
+    bu = g["sum"] / (g["size"] + user_damping)
+    return (rows["rating"].to_numpy(np.float64) - mu - rows["item_id"].map(bi).fillna(0).to_numpy()
+            - rows["user_id"].map(bu).fillna(0).to_numpy())
+
+
+def main(argv: list[str]) -> int:
+    """CLI of `bench/neighbour_signal.py`."""
+    p = argparse.ArgumentParser(prog="bench/neighbour_signal.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--competition", required=True)
+    args = p.parse_args(argv)
+    comp = Competition.load(args.competition)
+    solution = pd.read_csv(Path(args.competition) / "solution" / "solution.csv").set_index("id")
+    test = comp.test.assign(rating=solution.loc[comp.test["id"], "rating"].to_numpy())
+    train = comp.train
+    y = residuals(train, test)
+    day = train.assign(res=residuals(train, train), day=train["timestamp"] // 86400).groupby(
+        ["user_id", "day"])["res"].mean()
+    day_mean = day.reindex(pd.MultiIndex.from_arrays([test["user_id"], test["timestamp"] // 86400])).to_numpy()
+    window = RatingTimeline(train, public_ranks(comp.train, comp.test), 10).lookup(test)["nb_mean10"].to_numpy()
+    ok = ~np.isnan(day_mean) & ~np.isnan(window)
+    y, day_mean, window = y[ok], day_mean[ok], window[ok]
+    print(f"{comp.name}: {ok.sum()} of {len(test)} test rows with both; residual RMSE {np.sqrt(np.mean(y**2)):.4f}")
+    for name, x in (("user's mean residual that day", day_mean), ("nb_mean10", window)):
+        print(f"  correlation with {name}: {np.corrcoef(y, x)[0, 1]:.3f}")
+    for name, cols in (("day mean", [day_mean]), ("day mean + nb_mean10", [day_mean, window])):
+        A = np.column_stack([np.ones(len(y)), *cols])
+        fit = A @ np.linalg.lstsq(A, y, rcond=None)[0]
+        print(f"  least-squares RMSE on {name}: {np.sqrt(np.mean((y - fit) ** 2)):.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
