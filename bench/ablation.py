@@ -27,9 +27,19 @@ import pandas as pd
 from cfblend.competition import Competition
 from cfblend.competition.folds import read_stamp
 from cfblend.competition.scoring import rmse
-from cfblend.ensemble.blend import META_FEATURES, MIN_STD, BlendConfig, blend, oof_and_test_meta, public_ranks
+from cfblend.ensemble.blend import (
+    META_FEATURES,
+    MIN_STD,
+    NEIGHBOUR_META,
+    SITTING_META,
+    BlendConfig,
+    blend,
+    oof_and_test_meta,
+    public_ranks,
+)
 from cfblend.ensemble.run import load_predictions
 from cfblend.models import FAST_MODELS, default_models, expand_models
+from cfblend.models.timeline import genre_masks
 from cfblend.paths import Paths
 from cfblend.report.leaderboard import to_markdown
 
@@ -46,7 +56,8 @@ def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> 
     solution = pd.read_csv(paths.solution(comp.name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
     X, T, folds = load_predictions(paths, comp, models)
     y = comp.train["rating"].to_numpy(np.float64)
-    M, MT = oof_and_test_meta(comp.train, comp.test, folds, public_ranks(comp.train, comp.test))
+    M, MT = oof_and_test_meta(comp.train, comp.test, folds, public_ranks(comp.train, comp.test),
+                              genre_masks(comp.items))
     rows = [{"split": comp.name, "variant": f"{m} alone", "oof_or_honest_cv": rmse(y, X[:, j]),
              "test_rmse": rmse(solution, T[:, j])} for j, m in enumerate(models)]
 
@@ -62,6 +73,8 @@ def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> 
     if M.shape[1] > len(META_FEATURES):
         rows.append(blended(everything, "blend of all, meta-features without the neighbouring ratings",
                             len(META_FEATURES)))
+        rows.append(blended(everything, "blend of all, meta-features without the sittings (clock, genre)",
+                            len(META_FEATURES) + len(NEIGHBOUR_META) - len(SITTING_META)))
     fast = [j for j, m in enumerate(models) if m in FAST_MODELS]
     if len(fast) < len(models):
         dropped = ", ".join(m for m in models if m not in FAST_MODELS)

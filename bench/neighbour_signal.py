@@ -2,11 +2,14 @@
 """How much the neighbouring ratings say about a test rating, on a competition's train and test rows.
 
 Residuals are taken from the train rows' damped global, item and user means (`RatingTimeline`'s). For each
-test row it compares two predictors of its residual: the user's mean train residual on the same UTC day,
-and the mean train residual of up to 10 train ratings on either side of it in the user's public timeline
-(`nb_mean10`). It prints each one's correlation with the test residual and the RMSE of a least-squares fit of
-the residual on the day mean alone and on both (fitted on the test rows themselves: a gauge of the signal, not
-a model). Reads `solution.csv`: a benchmark, never part of the pipeline.
+test row it compares predictors of its residual: the user's mean train residual on the same UTC day, the mean
+train residual of up to 10 train ratings on either side of it in the user's public timeline (`nb_mean10`), the
+same weighted by shared genres (`nb_genre10`) and the mean residual of the train ratings the user gave within
+five minutes of it (`nb_sit300`). It prints each one's correlation with the test residual and the RMSE of
+least-squares fits of the residual (fitted on the test rows themselves: a gauge of the signal, not a model) on
+the day mean, the day mean and `nb_mean10`, the blend's neighbour meta-features without the sittings
+(`NEIGHBOUR_META` less `SITTING_META`) and all of them. Reads `solution.csv`: a benchmark, never part of the
+pipeline.
 
 Usage: python bench/neighbour_signal.py --competition input/ml-1m-random
 """
@@ -24,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from cfblend.competition import Competition
-from cfblend.ensemble.blend import public_ranks
-from cfblend.models.timeline import RatingTimeline
+from cfblend.ensemble.blend import NEIGHBOUR_META, NEIGHBOUR_WINDOW, SITTING_META, public_ranks
+from cfblend.models.timeline import RatingTimeline, genre_masks
 
 
 def residuals(train: pd.DataFrame, rows: pd.DataFrame, item_damping: float = 25.0,
@@ -55,14 +58,26 @@ def main(argv: list[str]) -> int:
     day = train.assign(res=residuals(train, train), day=train["timestamp"] // 86400).groupby(
         ["user_id", "day"])["res"].mean()
     day_mean = day.reindex(pd.MultiIndex.from_arrays([test["user_id"], test["timestamp"] // 86400])).to_numpy()
-    window = RatingTimeline(train, public_ranks(comp.train, comp.test), 10).lookup(test)["nb_mean10"].to_numpy()
+    nb = RatingTimeline(train, public_ranks(comp.train, comp.test), NEIGHBOUR_WINDOW,
+                        genres=genre_masks(comp.items)).lookup(test)
+    window = nb["nb_mean10"].to_numpy()
     ok = ~np.isnan(day_mean) & ~np.isnan(window)
-    y, day_mean, window = y[ok], day_mean[ok], window[ok]
+    y, day_mean, nb = y[ok], day_mean[ok], nb[ok]
     print(f"{comp.name}: {ok.sum()} of {len(test)} test rows with both; residual RMSE {np.sqrt(np.mean(y**2)):.4f}")
-    for name, x in (("user's mean residual that day", day_mean), ("nb_mean10", window)):
-        print(f"  correlation with {name}: {np.corrcoef(y, x)[0, 1]:.3f}")
-    for name, cols in (("day mean", [day_mean]), ("day mean + nb_mean10", [day_mean, window])):
-        A = np.column_stack([np.ones(len(y)), *cols])
+    for name, x in (("user's mean residual that day", day_mean), *((c, nb[c].to_numpy()) for c in
+                                                                    ("nb_mean10", "nb_genre10", "nb_sit300"))):
+        has = ~np.isnan(x)
+        print(f"  correlation with {name}: {np.corrcoef(y[has], x[has])[0, 1]:.3f} ({has.mean():.0%} of the rows)")
+
+    def column(x: np.ndarray) -> list[np.ndarray]:
+        """A predictor, 0 where missing, and whether it is missing."""
+        return [np.nan_to_num(x), np.isnan(x).astype(np.float64)]
+
+    base = [c for c in NEIGHBOUR_META if c not in SITTING_META]
+    for name, cols in (("day mean", [day_mean]), ("day mean + nb_mean10", [day_mean, nb["nb_mean10"].to_numpy()]),
+                       ("NEIGHBOUR_META less SITTING_META", [nb[c].to_numpy() for c in base]),
+                       ("NEIGHBOUR_META", [nb[c].to_numpy() for c in NEIGHBOUR_META])):
+        A = np.column_stack([np.ones(len(y)), *(part for x in cols for part in column(x))])
         fit = A @ np.linalg.lstsq(A, y, rcond=None)[0]
         print(f"  least-squares RMSE on {name}: {np.sqrt(np.mean((y - fit) ** 2)):.4f}")
     return 0

@@ -252,26 +252,26 @@ def test_meta_features_of_a_fold_come_from_the_other_folds_never_its_own_ratings
     ratings leaves its rows' meta-features as they were (and moves the other folds'); a user's damped mean
     is (sum + STAT_DAMPING * mu) / (n + STAT_DAMPING) over their ratings in the other folds."""
     from cfblend.ensemble.blend import META_FEATURES, NEIGHBOUR_META, STAT_DAMPING, oof_and_test_meta, public_ranks
-    from cfblend.models.timeline import RatingTimeline
+    from cfblend.models.timeline import RatingTimeline, genre_masks
 
     comp, folds, _ = comp_env
-    ranks = public_ranks(comp.train, comp.test)
+    ranks, genres = public_ranks(comp.train, comp.test), genre_masks(comp.items)
     names = [*META_FEATURES, *NEIGHBOUR_META]
-    M, MT = oof_and_test_meta(comp.train, comp.test, folds, ranks)
+    M, MT = oof_and_test_meta(comp.train, comp.test, folds, ranks, genres)
     assert M.shape == (len(comp.train), len(names)) and MT.shape == (len(comp.test), len(names))
     np.testing.assert_array_equal(oof_and_test_meta(comp.train, comp.test, folds)[0], M[:, :len(META_FEATURES)])
     k0 = folds == 0
     r = comp.train["rating"].to_numpy().copy()
     r[k0] = np.random.default_rng(0).permutation(r[k0])
-    M2, _ = oof_and_test_meta(comp.train.assign(rating=r), comp.test, folds, ranks)
+    M2, _ = oof_and_test_meta(comp.train.assign(rating=r), comp.test, folds, ranks, genres)
     np.testing.assert_array_equal(M2[k0], M[k0])
     assert np.abs(M2[~k0] - M[~k0]).max() > 1e-3
     nb = slice(len(META_FEATURES), None)
     assert np.abs(M2[~k0, nb] - M[~k0, nb]).max() > 1e-3  # the neighbouring ratings move with the other folds'
-    want = RatingTimeline(comp.train[~k0], ranks, 10).lookup(comp.train[k0])[list(NEIGHBOUR_META)]
+    want = RatingTimeline(comp.train[~k0], ranks, 10, genres=genres).lookup(comp.train[k0])[list(NEIGHBOUR_META)]
     np.testing.assert_allclose(M[k0, nb], np.nan_to_num(want.to_numpy()))
     assert (M[k0, nb] != 0).any(axis=1).mean() > 0.9
-    want = RatingTimeline(comp.train, ranks, 10).lookup(comp.test)[list(NEIGHBOUR_META)]
+    want = RatingTimeline(comp.train, ranks, 10, genres=genres).lookup(comp.test)[list(NEIGHBOUR_META)]
     np.testing.assert_allclose(MT[:, nb], np.nan_to_num(want.to_numpy()))  # test rows: from every train row
     row = int(np.flatnonzero(k0)[0])
     other = comp.train[~k0]

@@ -169,11 +169,14 @@ def test_neighbour_features_see_other_rows_ratings_only(gbm_setup):
     dot = model._dot(train)
     X = model.features(rows, dot, model.fit_stats(train))
     cols = [c for c in X if c.startswith("nb_")]
-    assert cols == ["nb_prev", "nb_next", "nb_mean3", "nb_mean10", "nb_mean30", "nb_count"]
+    assert cols == ["nb_prev", "nb_next", "nb_mean3", "nb_mean10", "nb_mean30", "nb_count", "nb_genre10", "nb_sit0",
+                    "nb_sit60", "nb_sit300"]
     assert X["nb_mean30"].notna().mean() > 0.9
-    from cfblend.models.timeline import RatingTimeline
+    assert X["nb_genre10"].notna().mean() > 0.5  # the sittings by the clock: tests/test_timeline.py
+    from cfblend.models.timeline import RatingTimeline, genre_masks
 
-    pd.testing.assert_frame_equal(X[cols], RatingTimeline(train, model.ranks_, 10).lookup(rows)[cols])  # row by row
+    want = RatingTimeline(train, model.ranks_, 10, genres=genre_masks(comp.items)).lookup(rows)[cols]
+    pd.testing.assert_frame_equal(X[cols], want)  # row by row
     # the test pair's nearest earlier fit row of its user, found the long way
     row = rows.iloc[0]
     ranks = model.ranks_

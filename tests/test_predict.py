@@ -52,6 +52,21 @@ def test_new_ids_are_flagged_and_predicted_by_the_cold_start_policy(trained, tmp
     np.testing.assert_allclose(rows["biases"].iloc[3], comp.train["rating"].mean(), atol=0.05)  # both unseen: ~mean
 
 
+def test_a_made_up_time_gives_no_sitting(trained, monkeypatch):
+    """Pairs without timestamps get the latest train time for the members, but no sittings by the clock in the
+    blend's meta-features: the rows reach `meta_features` without their made-up time."""
+    import cfblend.ensemble.predict as predict_module
+
+    comp, paths = trained
+    clocks, real = [], predict_module.meta_features
+    monkeypatch.setattr(predict_module, "meta_features",
+                        lambda rows, *a, **k: clocks.append("timestamp" in rows) or real(rows, *a, **k))
+    pairs = comp.test[["user_id", "item_id", "timestamp"]].head(5)
+    without, given = predict_pairs(paths, comp, pairs.drop(columns="timestamp")), predict_pairs(paths, comp, pairs)
+    assert clocks == [False, True]
+    assert (without["timestamp"] == comp.train["timestamp"].max()).all() and len(given) == 5
+
+
 @pytest.mark.parametrize("text, message", [
     ("user,item_id\n1,2\n", "missing column(s) user_id"),
     ("user_id,item_id\n1,2\n3,x\n", "row 3 (line 3): item_id='x' is not an integer"),

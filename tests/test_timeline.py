@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfblend.models.timeline import RatingTimeline, timeline_ranks, timeline_table
+from cfblend.models.timeline import RatingTimeline, genre_masks, timeline_ranks, timeline_table
 
 
 def test_timeline_table_by_hand():
@@ -47,7 +47,9 @@ def test_rating_timeline_by_hand():
     tl = RatingTimeline(fit, ranks, window=1)
     rows = pd.DataFrame({"user_id": [1, 1, 1, 1, 3, 1], "item_id": [30, 40, 20, 10, 10, 99]})
     out = tl.lookup(rows)
-    assert out.columns.tolist() == ["nb_prev", "nb_next", "nb_mean1", "nb_mean3", "nb_count"]
+    assert out.columns.tolist() == ["nb_prev", "nb_next", "nb_mean1", "nb_mean3", "nb_count", "nb_genre1", "nb_sit0",
+                                    "nb_sit60", "nb_sit300"]
+    assert out.iloc[:, 5:].isna().all().all()  # no genres given, no timestamps on the fit rows
     # 30 (rank 3) sits between 20 (rank 2) and 50 (rank 5): 40 (rank 4) is public but not a fit row
     np.testing.assert_allclose(out.iloc[0, :3], [r[1, 20], r[1, 50], (r[1, 20] + r[1, 50]) / 2])
     np.testing.assert_allclose(out.iloc[0, 3], np.mean([r[1, k] for k in (10, 60, 20, 50)]))
@@ -59,4 +61,43 @@ def test_rating_timeline_by_hand():
     assert np.isnan(out.iloc[3, 0]) and out.iloc[3, 1] == pytest.approx(r[1, 60])  # the first of the timeline
     assert out.iloc[4:, :4].isna().all().all() and out["nb_count"].iloc[4:].tolist() == [0, 0]  # unknown user, pair
     assert r[1, 10] != r[2, 10]  # the other user's ratings of the same items are not neighbours
-    assert tl.lookup(rows.iloc[:0]).shape == (0, 5)
+    assert tl.lookup(rows.iloc[:0]).shape == (0, 9)
+
+
+def _residuals(fit: pd.DataFrame) -> dict:
+    """`RatingTimeline`'s residuals of the fit rows, computed the long way, by (user, item)."""
+    res = fit["rating"] - fit["rating"].mean()
+    res = res - res.groupby(fit["item_id"]).transform(lambda s: s.sum() / (len(s) + 25.0))
+    res = res - res.groupby(fit["user_id"]).transform(lambda s: s.sum() / (len(s) + 10.0))
+    return dict(zip(zip(fit["user_id"], fit["item_id"], strict=True), res, strict=True))
+
+
+def test_sittings_by_the_clock_and_by_genre():
+    """`nb_sit<s>`: the mean residual of the user's fit rows rated within s seconds of the row, its own pair left
+    out, other users' never in; `nb_genre<w>`: the window's residuals weighted by shared genres (Jaccard)."""
+    fit = pd.DataFrame({"user_id": [1, 1, 1, 1, 2], "item_id": [10, 20, 30, 40, 50],
+                        "timestamp": [100, 130, 400, 1000, 120], "rating": [5.0, 2.0, 4.0, 1.0, 3.0]})
+    pairs = pd.concat([fit, pd.DataFrame({"user_id": [1], "item_id": [50], "timestamp": [120]})])
+    r = _residuals(fit)
+    items = pd.DataFrame({"item_id": [10, 20, 30, 40, 50],
+                          "genres": [["Drama"], ["Drama", "War"], ["Comedy"], [], ["Drama", "Comedy"]]})
+    masks = genre_masks(items)
+    assert masks.loc[10] & masks.loc[20] and not masks.loc[10] & masks.loc[30] and masks.loc[40] == 0
+    tl = RatingTimeline(fit, timeline_ranks(pairs), window=2, genres=masks)
+    rows = pd.DataFrame({"user_id": [1, 1, 3], "item_id": [50, 20, 10], "timestamp": [120, 130, 100]})
+    out = tl.lookup(rows)
+    # (1, 50) at 120 s: nothing at 120 itself; 10 (100 s) and 20 (130 s) within a minute; 30 (400 s) within five
+    assert np.isnan(out.loc[0, "nb_sit0"])
+    np.testing.assert_allclose(out.loc[0, ["nb_sit60", "nb_sit300"]],
+                               [(r[1, 10] + r[1, 20]) / 2, (r[1, 10] + r[1, 20] + r[1, 30]) / 3])
+    # its window (two on each side: 10 | 20, 30, 40): shared genres over all of both, Drama+Comedy against
+    # Drama 1/2, Drama+War 1/3, Comedy 1/2, none 0
+    w = {10: 1 / 2, 20: 1 / 3, 30: 1 / 2, 40: 0.0}
+    np.testing.assert_allclose(out.loc[0, "nb_genre2"], sum(w[k] * r[1, k] for k in w) / sum(w.values()))
+    # (1, 20) is a fit row: never its own sitting, so nothing at 130 s; 10 (30 s away) within a minute
+    assert np.isnan(out.loc[1, "nb_sit0"])
+    np.testing.assert_allclose(out.loc[1, ["nb_sit60", "nb_sit300"]], [r[1, 10], (r[1, 10] + r[1, 30]) / 2])
+    assert out.loc[2, ["nb_sit0", "nb_sit60", "nb_sit300", "nb_genre2"]].isna().all()  # a user the fit rows lack
+    no_clock = tl.lookup(rows.drop(columns="timestamp"))  # rows without a time have no sitting
+    assert no_clock[["nb_sit0", "nb_sit60", "nb_sit300"]].isna().all().all()
+    np.testing.assert_allclose(no_clock["nb_genre2"], out["nb_genre2"])

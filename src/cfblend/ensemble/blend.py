@@ -25,7 +25,9 @@ Where the rows have timestamps, the meta-features also hold the row's *neighbour
 just after it (from the other folds for an OOF row, from the whole train set for a test row; never
 its own), 0 where there are none. Users rate in sittings and ratings given side by side move together,
 which no member but `gbm` sees; the linear stack adds them as a correction and lets each member's
-weight depend on them (ml-1m: honest CV 0.81309 -> 0.81249, test 0.80987 -> 0.80889).
+weight depend on them (ml-1m: honest CV 0.81309 -> 0.81249, test 0.80987 -> 0.80889). With the item
+genres (`genre_masks`) and timestamps they also hold the window's residuals weighted by shared genres and the
+mean residual of the ratings the user gave within 0, 60 and 300 seconds of the row (`SITTING_META`).
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def fit_hill(X: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[np.ndarray,
 META_FEATURES = ("intercept", "log1p_user_count", "log1p_item_count", "user_mean", "item_mean", "user_std",
                  "item_std")
 NEIGHBOUR_WINDOW = 10  # the neighbouring ratings: up to 3, 10 and 30 on each side of the row
-NEIGHBOUR_META = ("nb_prev", "nb_next", "nb_mean3", "nb_mean10", "nb_mean30")
+SITTING_META = ("nb_genre10", "nb_sit0", "nb_sit60", "nb_sit300")  # the sitting by genre and by the clock
+NEIGHBOUR_META = ("nb_prev", "nb_next", "nb_mean3", "nb_mean10", "nb_mean30", *SITTING_META)
 STAT_DAMPING = 30.0  # ratings' worth of the global mean (or variance) in a user's or item's damped mean (or std)
 
 
@@ -120,11 +123,12 @@ def _damped(rows: pd.DataFrame, seen: pd.DataFrame, key: str) -> tuple[np.ndarra
 
 
 def meta_features(rows: pd.DataFrame, seen: pd.DataFrame, scale: float = 1.0,
-                  ranks: TimelineRanks | None = None) -> np.ndarray:
+                  ranks: TimelineRanks | None = None, genres: pd.Series | None = None) -> np.ndarray:
     """`META_FEATURES` of `rows`, from the rows of `seen`: [1, log1p(user count), log1p(item count), the user's
     and the item's damped mean rating, their damped std]. Counts are times `scale`; the means and stds are
     damped toward the global ones by `STAT_DAMPING` ratings. With `ranks` (the public pairs' timelines), then
-    `NEIGHBOUR_META`: the residuals of `seen`'s ratings next to the row in its user's timeline, 0 where none.
+    `NEIGHBOUR_META`: the residuals of `seen`'s ratings next to the row in its user's timeline (by genre with
+    `genres`, `genre_masks`; by the clock where `rows` and `seen` have timestamps), 0 where none.
     Never a row's own rating: the OOF rows of a fold get them from the other folds (`oof_and_test_meta`)."""
     uc, ic = seen["user_id"].value_counts(), seen["item_id"].value_counts()
     u = np.log1p(rows["user_id"].map(uc).fillna(0).to_numpy(np.float64) * scale)
@@ -132,7 +136,7 @@ def meta_features(rows: pd.DataFrame, seen: pd.DataFrame, scale: float = 1.0,
     (um, us), (im, is_) = _damped(rows, seen, "user_id"), _damped(rows, seen, "item_id")
     cols = [np.ones(len(rows)), u, i, um, im, us, is_]
     if ranks is not None:
-        nb = RatingTimeline(seen, ranks, NEIGHBOUR_WINDOW).lookup(rows)[list(NEIGHBOUR_META)]
+        nb = RatingTimeline(seen, ranks, NEIGHBOUR_WINDOW, genres=genres).lookup(rows)[list(NEIGHBOUR_META)]
         cols += list(np.nan_to_num(nb.to_numpy(np.float64), nan=0.0).T)
     return np.column_stack(cols)
 
@@ -151,15 +155,16 @@ def meta_names(ranks: TimelineRanks | None) -> list[str]:
 
 
 def oof_and_test_meta(train: pd.DataFrame, test: pd.DataFrame, folds: np.ndarray,
-                      ranks: TimelineRanks | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      ranks: TimelineRanks | None = None,
+                      genres: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Meta-features of the train rows (each fold's from the other folds, as its OOF predictions were made) and
     of the test rows (from the whole train set, counts times (K-1)/K: the average over the fold models); with
-    `ranks` (`public_ranks`), the neighbouring ratings too."""
+    `ranks` (`public_ranks`), the neighbouring ratings too (`genres`: `genre_masks` of the items)."""
     k_folds = int(folds.max()) + 1
     M = np.empty((len(train), len(meta_names(ranks))))
     for k in range(k_folds):
-        M[folds == k] = meta_features(train[folds == k], train[folds != k], ranks=ranks)
-    return M, meta_features(test, train, scale=(k_folds - 1) / k_folds, ranks=ranks)
+        M[folds == k] = meta_features(train[folds == k], train[folds != k], ranks=ranks, genres=genres)
+    return M, meta_features(test, train, scale=(k_folds - 1) / k_folds, ranks=ranks, genres=genres)
 
 
 def _fwls_design(X: np.ndarray, M: np.ndarray) -> np.ndarray:

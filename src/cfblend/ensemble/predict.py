@@ -26,6 +26,7 @@ from cfblend.ensemble.run import check_blend
 from cfblend.io import write_parquet
 from cfblend.models import model_class
 from cfblend.models.base import Model
+from cfblend.models.timeline import genre_masks
 from cfblend.paths import Paths
 from cfblend.runs import artifacts
 from cfblend.runs.artifacts import StaleArtifact
@@ -73,7 +74,8 @@ def predict_pairs(paths: Paths, comp: Competition, pairs: pd.DataFrame) -> pd.Da
     folds, folds_sha = load_folds(paths, comp)
     b = check_blend(paths, comp, folds_sha)
     rows = pairs.copy()
-    if "timestamp" not in rows:
+    given_time = "timestamp" in rows
+    if not given_time:
         rows["timestamp"] = int(comp.train["timestamp"].max())
         log.info("predict: no timestamp column; using the latest train timestamp (%d)", rows["timestamp"].iloc[0])
     rows["unseen_user"] = ~rows["user_id"].isin(comp.train["user_id"])
@@ -93,7 +95,8 @@ def predict_pairs(paths: Paths, comp: Competition, pairs: pd.DataFrame) -> pd.Da
     if b["method"] in ("fwls", "stack") and fitted_on != meta_names(ranks):
         raise StaleArtifact(f"the blend in {paths.output} was fitted on the meta-features {fitted_on}, this "
                             f"version computes {meta_names(ranks)}: rerun `make blend`")
-    M = meta_features(rows, comp.train, scale=(k - 1) / k, ranks=ranks)
+    clock = rows if given_time else rows.drop(columns="timestamp")  # a made-up time has no sitting
+    M = meta_features(clock, comp.train, scale=(k - 1) / k, ranks=ranks, genres=genre_masks(comp.items))
     rows["blend"] = np.clip(blender.predict(rows[members].to_numpy(), M), *comp.rating_scale)
     log.info("predict: %d pairs; cold start: %d with an unseen user, %d with an unseen item (each member's "
              "cold-start policy applies)", len(rows), int(rows["unseen_user"].sum()), int(rows["unseen_item"].sum()))

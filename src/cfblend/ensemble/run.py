@@ -21,6 +21,7 @@ from cfblend.competition.folds import load_folds
 from cfblend.competition.scoring import check_submission, rmse
 from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, meta_names, oof_and_test_meta, public_ranks
 from cfblend.io import fault_point, write_csv, write_json, write_parquet
+from cfblend.models.timeline import genre_masks
 from cfblend.paths import Paths
 from cfblend.runs import artifacts, trained_members
 from cfblend.runs.artifacts import StaleArtifact
@@ -75,7 +76,7 @@ def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -
         models, X, T = [m for m, k in zip(models, keep, strict=True) if k], X[:, keep], T[:, keep]
     y = comp.train["rating"].to_numpy(np.float64)
     ranks = public_ranks(comp.train, comp.test)
-    M, MT = oof_and_test_meta(comp.train, comp.test, folds, ranks)
+    M, MT = oof_and_test_meta(comp.train, comp.test, folds, ranks, genre_masks(comp.items))
     res = blend(X, T, y, folds, M, MT, cfg, comp.rating_scale)
     method, oof, fold_rmse, cv_rmse, test = res.method, res.oof, res.fold_rmse, res.cv_by_method, res.test
     w, b = res.blender.weights, res.blender.intercept

@@ -269,7 +269,8 @@ class BFMModel(Model[BFMConfig]):
             k = self.config.neighbours
             nb = pd.concat([RatingTimeline(rows[inner != j], self.ranks_, k).lookup(rows[inner == j])
                             for j in range(NEIGHBOUR_FOLDS)]).loc[df.index]
-        return [sps.csr_matrix(np.nan_to_num(nb.drop(columns="nb_count").to_numpy(np.float64), nan=0.0))]
+        nb = nb.filter(regex=r"^nb_(prev|next|mean)")  # NEIGHBOUR_COLUMNS: the nearest two and the window means
+        return [sps.csr_matrix(np.nan_to_num(nb.to_numpy(np.float64), nan=0.0))]
 
     def _design(self, df: pd.DataFrame, fitting: bool = False) -> tuple[sps.csr_matrix, list]:
         """The row features (date bucket, user-day, timeline, neighbours) and the two relation blocks of the rows

@@ -11,9 +11,10 @@ Features of a (user, item, time) row:
   from which pairs were rated and when (train and test; never a rating), as `bfm`'s timeline
   bucket; NaN for a pair that is not public;
 - the *neighbouring ratings* (`RatingTimeline`): how the user rated the fit rows just before and
-  just after the pair in that history, as residuals from the fit rows' damped biases. MovieLens
-  users rate in sittings, from lists the site shows, and ratings given side by side move together
-  beyond the user's bias and the day's mood.
+  just after the pair in that history, as residuals from the fit rows' damped biases; the same
+  weighted by the genres their movies share with the pair's, and the fit rows rated within 0, 60 and
+  300 seconds of it. MovieLens users rate in sittings, from lists the site shows, and ratings given
+  side by side move together beyond the user's bias and the day's mood.
 
 Fold safety: no feature of a training row is computed from that row's own rating. Inside the
 training part, an inner K-fold gives each training row its dot-model features and aggregates
@@ -44,7 +45,7 @@ from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.dot import DotConfig, DotModel
 from cfblend.models.ids import IdIndex
 from cfblend.models.side import join_side
-from cfblend.models.timeline import RatingTimeline, timeline_ranks, timeline_table
+from cfblend.models.timeline import RatingTimeline, genre_masks, timeline_ranks, timeline_table
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ class GBMModel(Model[GBMConfig]):
     def fit_stats(self, fit_rows: pd.DataFrame) -> FitStats:
         """The rating statistics of `fit_rows` that `features` looks up."""
         users, aff = self._genre_affinity_table(fit_rows)
-        timeline = None if self.ranks_ is None else RatingTimeline(fit_rows, self.ranks_, self.config.neighbours)
+        timeline = None if self.ranks_ is None else RatingTimeline(fit_rows, self.ranks_, self.config.neighbours,
+                                                                   genres=self.genre_masks_)
         return FitStats(RatingStats(fit_rows), users, aff, timeline)
 
     def features(self, rows: pd.DataFrame, dot: DotModel, stats: FitStats) -> pd.DataFrame:
@@ -215,6 +217,7 @@ class GBMModel(Model[GBMConfig]):
             self.timeline_ = timeline_table(self.side.pairs)
         if self.config.neighbours and dated:
             self.ranks_ = timeline_ranks(self.side.pairs)
+        self.genre_masks_ = genre_masks(self.side.items)
         self.genre_matrix_ = np.zeros((len(self.side.items), len(self.genres_)), dtype=np.float32)
         for r, gs in enumerate(self.side.items["genres"]):
             self.genre_matrix_[r, [self.genres_[g] for g in gs if g in self.genres_]] = 1.0
@@ -272,7 +275,8 @@ class GBMModel(Model[GBMConfig]):
         self.history_ = {"train_rmse": list(evals["train"]["rmse"]),
                          "early_stop_rmse": list(evals["early_stop"]["rmse"])}
         self.dot_ = self._dot(train)
-        self.fit_rows_ = train[["user_id", "item_id", "rating"]].reset_index(drop=True)
+        keep = ["user_id", "item_id", "rating", *(["timestamp"] if "timestamp" in train else [])]  # the sittings
+        self.fit_rows_ = train[keep].reset_index(drop=True)
         self.fit_stats_: FitStats | None = None  # the fit rows' statistics, computed by the first prediction
         self.provenance_ = {**prov, "outer_fit_ids": train["id"].to_numpy() if "id" in train else None,
                             "early_stop_ids": train["id"].to_numpy()[prov["sampled"]][valid] if "id" in train else None}

@@ -6,13 +6,17 @@ ratings its user gave just before and just after it (never its own). MovieLens u
 lists the site shows, and ratings given side by side move together beyond the user's bias and the day's mood:
 on ml-1m's random 90/10 split the mean residual (from item and user biases) of up to ten training ratings on
 either side of a test pair correlates 0.20 with the pair's own residual, the user's mean residual that day 0.11
-(`bench/neighbour_signal.py`).
+(`bench/neighbour_signal.py`). Two sharper views of the same sitting: the ratings the user gave within a minute
+or five of the row, by the clock (`SITTING_SECONDS`), and the neighbours weighted by how many genres their movie
+shares with the row's (`genre_masks`): users browse lists of one kind.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+SITTING_SECONDS = (0, 60, 300)  # `nb_sit<s>`: the user's fit rows rated within s seconds of the row
 
 
 def _by_time(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -92,15 +96,31 @@ def timeline_table(pairs: pd.DataFrame) -> pd.DataFrame:
                         index=pd.MultiIndex.from_arrays([p["user_id"].to_numpy(), p["item_id"].to_numpy()]))
 
 
+def genre_masks(items: pd.DataFrame) -> pd.Series:
+    """Each item's genres (`items["genres"]`: lists of names) as the bits of one integer, by item id: the 63 most
+    common genres get a bit each (MovieLens has at most 20), so two movies' shared genres are `a & b`."""
+    counts = pd.Series([g for gs in items["genres"] for g in gs], dtype=object).value_counts()
+    bit = {g: 1 << k for k, g in enumerate(sorted(counts.index[:63]))}
+    masks = [sum(bit[g] for g in set(gs) if g in bit) for gs in items["genres"]]
+    return pd.Series(np.asarray(masks, dtype=np.int64), index=items["item_id"].to_numpy())
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Shared genres over genres of either, per pair of masks; 0 where neither has one."""
+    union = np.bitwise_count(a | b).astype(np.float64)
+    return np.where(union > 0, np.bitwise_count(a & b) / np.maximum(union, 1), 0.0)
+
+
 class RatingTimeline:
     """The fit rows' ratings laid out along their users' public timelines (`timeline_ranks`), as residuals from
     the fit rows' damped global, item and user means; `lookup` gives a row the residuals of the fit rows next
     to it in its user's timeline. A row is never its own neighbour (the same pair is skipped), so no row's
     feature comes from its own rating: the rows a model fits on get these from the other inner folds, the rows
-    it predicts from the whole training part, as every other aggregate here."""
+    it predicts from the whole training part, as every other aggregate here. With timestamps on the fit rows,
+    the sittings by the clock too; with `genres` (`genre_masks`), the neighbours weighted by shared genres."""
 
     def __init__(self, fit_rows: pd.DataFrame, ranks: TimelineRanks, window: int, item_damping: float = 25.0,
-                 user_damping: float = 10.0) -> None:
+                 user_damping: float = 10.0, genres: pd.Series | None = None) -> None:
         self.window = window
         u, i = fit_rows["user_id"].to_numpy(), fit_rows["item_id"].to_numpy()
         r = fit_rows["rating"].to_numpy(np.float64)
@@ -117,12 +137,26 @@ class RatingTimeline:
         self.keys, self.cum = keys[order], np.concatenate([[0.0], np.cumsum(res[public][order])])
         self.res = res[public][order]
         self.ranks = ranks
+        self.genres = None if genres is None else genres.sort_index()
+        self.masks = None if genres is None else self.masks_of(i[public][order])
+        self.times = None
+        if "timestamp" in fit_rows:  # the same residuals ordered by user and time, for the sittings
+            t = fit_rows["timestamp"].to_numpy(np.int64)[public]
+            self.t0 = int(t.min()) if len(t) else 0
+            self.span = (int(t.max()) - self.t0 + 1) if len(t) else 1
+            tkeys = uc[public].astype(np.int64) * self.span + (t - self.t0)
+            torder = np.argsort(tkeys, kind="stable")
+            self.tkeys, self.tcum = tkeys[torder], np.concatenate([[0.0], np.cumsum(res[public][torder])])
+            self.times = t[order]  # in rank order: a pair's own time, to leave it out of its sittings
 
     def lookup(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Per row: `nb_prev` and `nb_next`, the residuals of the nearest fit rows before and after it in its user's
         timeline; `nb_mean3`, `nb_mean<window>`, `nb_mean<3 window>`, the mean residual of up to that many fit rows
-        on each side, and `nb_count`, how many the widest window holds. NaN (count 0) where there are none: a user
-        the fit rows lack, or a pair that is not public."""
+        on each side, and `nb_count`, how many the widest window holds; `nb_genre<window>`, the mean over the
+        window's fit rows weighted by the genres their movie shares with the row's (Jaccard); `nb_sit<s>` for s in
+        `SITTING_SECONDS`, the mean residual of the user's fit rows rated within s seconds of the row. NaN (count
+        0) where there are none: a user the fit rows lack, a pair that is not public (the sittings need only a
+        timestamp), no genres given or shared, no timestamps."""
         u, i = rows["user_id"].to_numpy(), rows["item_id"].to_numpy()
         rank = self.ranks.of(u, i)
         code = np.searchsorted(self.users, u)
@@ -143,7 +177,55 @@ class RatingTimeline:
             s = (self.cum[before] - self.cum[a]) + (self.cum[b] - self.cum[after])
             out[f"nb_mean{k}"] = np.where(n > 0, s / np.maximum(n, 1), np.nan)
         out["nb_count"] = n
+        out[f"nb_genre{self.window}"] = self._genre_mean(rows, known, first, end, before, after)
+        own = np.where(known, after - before, 0)  # the row's own pair among the fit rows, left out of its sittings
+        own_sum = self.cum[after] - self.cum[before]
+        for sec, col in zip(SITTING_SECONDS, self._sittings(rows, code_c, own, own_sum, before), strict=True):
+            out[f"nb_sit{sec}"] = col
         return out
 
+    def _genre_mean(self, rows, known, first, end, before, after) -> np.ndarray:
+        """The window's fit-row residuals weighted by the genres their movie shares with the row's."""
+        if self.masks is None or not len(self.res):
+            return np.full(len(rows), np.nan)
+        mine = self.masks_of(rows["item_id"].to_numpy())
+        num, den = np.zeros(len(rows)), np.zeros(len(rows))
+        for d in range(1, self.window + 1):
+            for j, ok in ((before - d, known & (before - d >= first)), (after + d - 1, known & (after + d - 1 < end))):
+                j = np.clip(j, 0, len(self.res) - 1)
+                w = np.where(ok, _jaccard(mine, self.masks[j]), 0.0)
+                num += w * self.res[j]
+                den += w
+        return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan)
 
-__all__ = ["RatingTimeline", "TimelineRanks", "timeline_ranks", "timeline_table"]
+    def masks_of(self, items: np.ndarray) -> np.ndarray:
+        """The genre masks of `items` (0 for an item `genres` lacks)."""
+        ids, bits = self.genres.index.to_numpy(), self.genres.to_numpy(np.int64)
+        if not len(ids):
+            return np.zeros(len(items), np.int64)
+        pos = np.minimum(np.searchsorted(ids, items), len(ids) - 1)
+        return np.where(ids[pos] == items, bits[pos], 0)
+
+    def _sittings(self, rows, code, own, own_sum, before) -> list[np.ndarray]:
+        """`nb_sit<s>` for s in `SITTING_SECONDS`: the mean residual of the user's fit rows rated within s seconds
+        of the row, its own pair left out."""
+        if self.times is None or "timestamp" not in rows or not len(self.res):
+            return [np.full(len(rows), np.nan) for _ in SITTING_SECONDS]
+        known = (self.users[code] == rows["user_id"].to_numpy()) if len(self.users) else np.zeros(len(rows), bool)
+        t = rows["timestamp"].to_numpy(np.int64) - self.t0
+        base = code.astype(np.int64) * self.span
+        first, end = np.searchsorted(self.tkeys, base), np.searchsorted(self.tkeys, base + self.span)
+        own_t = self.times[np.clip(before, 0, len(self.times) - 1)] - self.t0
+        cols = []
+        for sec in SITTING_SECONDS:
+            a = np.clip(np.searchsorted(self.tkeys, base + t - sec, "left"), first, end)
+            b = np.clip(np.searchsorted(self.tkeys, base + t + sec, "right"), first, end)
+            mine = (own > 0) & (np.abs(own_t - t) <= sec)
+            n = np.where(known, b - a - np.where(mine, own, 0), 0)
+            s = self.tcum[b] - self.tcum[a] - np.where(mine, own_sum, 0.0)
+            cols.append(np.where(n > 0, s / np.maximum(n, 1), np.nan))
+        return cols
+
+
+__all__ = ["SITTING_SECONDS", "RatingTimeline", "TimelineRanks", "genre_masks", "timeline_ranks",
+           "timeline_table"]
