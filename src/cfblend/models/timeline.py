@@ -138,7 +138,7 @@ class RatingTimeline:
         self.res = res[public][order]
         self.ranks = ranks
         self.genres = None if genres is None else genres.sort_index()
-        self.masks = None if genres is None else self.masks_of(i[public][order])
+        self.masks = None if genres is None else self._masks_of(i[public][order])
         self.times = None
         if "timestamp" in fit_rows:  # the same residuals ordered by user and time, for the sittings
             t = fit_rows["timestamp"].to_numpy(np.int64)[public]
@@ -188,7 +188,7 @@ class RatingTimeline:
         """The window's fit-row residuals weighted by the genres their movie shares with the row's."""
         if self.masks is None or not len(self.res):
             return np.full(len(rows), np.nan)
-        mine = self.masks_of(rows["item_id"].to_numpy())
+        mine = self._masks_of(rows["item_id"].to_numpy())
         num, den = np.zeros(len(rows)), np.zeros(len(rows))
         for d in range(1, self.window + 1):
             for j, ok in ((before - d, known & (before - d >= first)), (after + d - 1, known & (after + d - 1 < end))):
@@ -198,7 +198,7 @@ class RatingTimeline:
                 den += w
         return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan)
 
-    def masks_of(self, items: np.ndarray) -> np.ndarray:
+    def _masks_of(self, items: np.ndarray) -> np.ndarray:
         """The genre masks of `items` (0 for an item `genres` lacks)."""
         ids, bits = self.genres.index.to_numpy(), self.genres.to_numpy(np.int64)
         if not len(ids):
