@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How much the neighbouring ratings say about a test rating, on a competition's train and test rows.
 
-Residuals are taken from the train rows' damped global, item and user means (`RatingTimeline`'s). For each
+Residuals are taken from the train rows' damped global, item and user means (`RatingTimeline.residuals`). For each
 test row it compares predictors of its residual: the user's mean train residual on the same UTC day, the mean
 train residual of up to 10 train ratings on either side of it in the user's public timeline (`nb_mean10`), the
 same weighted by shared genres (`nb_genre10`) and the mean residual of the train ratings the user gave within
@@ -31,20 +31,6 @@ from cfblend.ensemble.blend import NEIGHBOUR_META, NEIGHBOUR_WINDOW, SITTING_MET
 from cfblend.models.timeline import RatingTimeline, genre_masks
 
 
-def residuals(train: pd.DataFrame, rows: pd.DataFrame, item_damping: float = 25.0,
-              user_damping: float = 10.0) -> np.ndarray:
-    """`rows`' ratings minus the train rows' global mean and damped item and user means (as `RatingTimeline`)."""
-    r = train["rating"].to_numpy(np.float64)
-    mu = r.mean()
-    g = pd.DataFrame({"i": train["item_id"], "res": r - mu}).groupby("i")["res"].agg(["sum", "size"])
-    bi = g["sum"] / (g["size"] + item_damping)
-    res = r - mu - train["item_id"].map(bi).to_numpy()
-    g = pd.DataFrame({"u": train["user_id"], "res": res}).groupby("u")["res"].agg(["sum", "size"])
-    bu = g["sum"] / (g["size"] + user_damping)
-    return (rows["rating"].to_numpy(np.float64) - mu - rows["item_id"].map(bi).fillna(0).to_numpy()
-            - rows["user_id"].map(bu).fillna(0).to_numpy())
-
-
 def main(argv: list[str]) -> int:
     """CLI of `bench/neighbour_signal.py`."""
     p = argparse.ArgumentParser(prog="bench/neighbour_signal.py", description=__doc__.split("\n\n")[0])
@@ -54,12 +40,13 @@ def main(argv: list[str]) -> int:
     solution = pd.read_csv(Path(args.competition) / "solution" / "solution.csv").set_index("id")
     test = comp.test.assign(rating=solution.loc[comp.test["id"], "rating"].to_numpy())
     train = comp.train
-    y = residuals(train, test)
-    day = train.assign(res=residuals(train, train), day=train["timestamp"] // 86400).groupby(
+    timeline = RatingTimeline(train, public_ranks(comp.train, comp.test), NEIGHBOUR_WINDOW,
+                              genres=genre_masks(comp.items))
+    y = timeline.residuals(test)
+    day = train.assign(res=timeline.residuals(train), day=train["timestamp"] // 86400).groupby(
         ["user_id", "day"])["res"].mean()
     day_mean = day.reindex(pd.MultiIndex.from_arrays([test["user_id"], test["timestamp"] // 86400])).to_numpy()
-    nb = RatingTimeline(train, public_ranks(comp.train, comp.test), NEIGHBOUR_WINDOW,
-                        genres=genre_masks(comp.items)).lookup(test)
+    nb = timeline.lookup(test)
     window = nb["nb_mean10"].to_numpy()
     ok = ~np.isnan(day_mean) & ~np.isnan(window)
     y, day_mean, nb = y[ok], day_mean[ok], nb[ok]

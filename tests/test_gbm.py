@@ -90,6 +90,35 @@ def test_gbm_learns_and_round_trips(gbm_setup, tmp_path):
     assert model.importance().index.tolist() == model.booster.feature_name()
 
 
+def test_predicted_rows_get_their_sittings_from_the_fit_rows_times(gbm_setup, tmp_path):
+    """The fit rows a model keeps hold their timestamps, so the rows it predicts, fitted or loaded, get the
+    sittings by the clock as the training rows did (each user here rates in one sitting, 100 s apart)."""
+    from dataclasses import replace
+
+    from cfblend.models.timeline import RatingTimeline, genre_masks
+
+    comp, folds, _ = gbm_setup
+    both = pd.concat([comp.train.assign(part=0), comp.test.assign(part=1)], ignore_index=True)
+    both = both.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    both["timestamp"] = 10**9 + both["user_id"] * 10**6 + both.groupby("user_id").cumcount() * 100
+    both = both.sort_index()
+    clocked = replace(comp, train=comp.train.assign(timestamp=both.loc[both["part"] == 0, "timestamp"].to_numpy()),
+                      test=comp.test.assign(timestamp=both.loc[both["part"] == 1, "timestamp"].to_numpy()))
+    model = make_model("gbm", side_info(clocked), FAST)
+    model.cache = ModelCache(tmp_path / "cache")
+    fit, val = clocked.train[folds != 0], clocked.train[folds == 0]
+    p = model.fit(fit).predict(val)
+    model.save(tmp_path / "m" / "fold0.txt")
+    again = GBMModel.load(tmp_path / "m" / "fold0.txt", side_info(clocked))
+    np.testing.assert_allclose(again.predict(val), p)
+    sits = ["nb_sit0", "nb_sit60", "nb_sit300"]
+    want = RatingTimeline(fit, model.ranks_, 10, genres=genre_masks(clocked.items)).lookup(val)[sits]
+    assert want["nb_sit300"].notna().mean() > 0.5
+    for m in (model, again):
+        got = m.features(val, m.dot_, m.fit_stats(m.fit_rows_))[sits]
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+
+
 def test_outer_dot_model_is_shared_with_the_dot_runner(comp_env, tmp_path):
     from cfblend.models import model_config
     from cfblend.runs import train_cv

@@ -62,6 +62,13 @@ def test_rating_timeline_by_hand():
     assert out.iloc[4:, :4].isna().all().all() and out["nb_count"].iloc[4:].tolist() == [0, 0]  # unknown user, pair
     assert r[1, 10] != r[2, 10]  # the other user's ratings of the same items are not neighbours
     assert tl.lookup(rows.iloc[:0]).shape == (0, 9)
+    np.testing.assert_allclose(tl.residuals(fit), res)  # the residuals laid along the timelines
+    other = pd.DataFrame({"user_id": [3, 2], "item_id": [10, 99], "rating": [4.0, 1.0]})  # an unseen user, item
+    item_10 = (fit["rating"] - fit["rating"].mean())[fit["item_id"] == 10].sum() / (2 + 25.0)
+    user_2 = ((fit["rating"] - fit["rating"].mean()) - (fit["rating"] - fit["rating"].mean()).groupby(
+        fit["item_id"]).transform(lambda s: s.sum() / (len(s) + 25.0)))[fit["user_id"] == 2].sum() / (2 + 10.0)
+    np.testing.assert_allclose(tl.residuals(other), [4.0 - fit["rating"].mean() - item_10,
+                                                     1.0 - fit["rating"].mean() - user_2])
 
 
 def _residuals(fit: pd.DataFrame) -> dict:

@@ -217,7 +217,7 @@ class GBMModel(Model[GBMConfig]):
             self.timeline_ = timeline_table(self.side.pairs)
         if self.config.neighbours and dated:
             self.ranks_ = timeline_ranks(self.side.pairs)
-        self.genre_masks_ = genre_masks(self.side.items)
+        self.genre_masks_ = genre_masks(self.side.items) if self.ranks_ is not None else None
         self.genre_matrix_ = np.zeros((len(self.side.items), len(self.genres_)), dtype=np.float32)
         for r, gs in enumerate(self.side.items["genres"]):
             self.genre_matrix_[r, [self.genres_[g] for g in gs if g in self.genres_]] = 1.0

@@ -124,11 +124,14 @@ class RatingTimeline:
         self.window = window
         u, i = fit_rows["user_id"].to_numpy(), fit_rows["item_id"].to_numpy()
         r = fit_rows["rating"].to_numpy(np.float64)
-        res = r - r.mean()
-        _, ic = np.unique(i, return_inverse=True)
-        res = res - (np.bincount(ic, res) / (np.bincount(ic) + item_damping))[ic]
+        self.mu = r.mean() if len(r) else 0.0
+        res = r - self.mu
+        self.items, ic = np.unique(i, return_inverse=True)
+        self.item_bias = np.bincount(ic, res) / (np.bincount(ic) + item_damping)
+        res = res - self.item_bias[ic]
         self.users, uc = np.unique(u, return_inverse=True)
-        res = res - (np.bincount(uc, res) / (np.bincount(uc) + user_damping))[uc]
+        self.user_bias = np.bincount(uc, res) / (np.bincount(uc) + user_damping)
+        res = res - self.user_bias[uc]
         rank = ranks.of(u, i)
         public = ~np.isnan(rank)  # a fit row that is not a public pair has no place in a timeline
         self.stride = ranks.max_rank + 2
@@ -148,6 +151,19 @@ class RatingTimeline:
             torder = np.argsort(tkeys, kind="stable")
             self.tkeys, self.tcum = tkeys[torder], np.concatenate([[0.0], np.cumsum(res[public][torder])])
             self.times = t[order]  # in rank order: a pair's own time, to leave it out of its sittings
+
+    def residuals(self, rows: pd.DataFrame) -> np.ndarray:
+        """`rows`' ratings minus the fit rows' global mean and damped item and user means (0 for an id the fit
+        rows lack): for the fit rows themselves, the residuals laid along the timelines."""
+        def bias(ids: np.ndarray, known: np.ndarray, values: np.ndarray) -> np.ndarray:
+            if not len(known):
+                return np.zeros(len(ids))
+            at = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+            return np.where(known[at] == ids, values[at], 0.0)
+
+        return (rows["rating"].to_numpy(np.float64) - self.mu
+                - bias(rows["item_id"].to_numpy(), self.items, self.item_bias)
+                - bias(rows["user_id"].to_numpy(), self.users, self.user_bias))
 
     def lookup(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Per row: `nb_prev` and `nb_next`, the residuals of the nearest fit rows before and after it in its user's
