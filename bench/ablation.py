@@ -31,15 +31,17 @@ from cfblend.ensemble.blend import (
     META_FEATURES,
     MIN_STD,
     NEIGHBOUR_META,
+    SIMILAR_META,
     SITTING_META,
+    TIMELINE_META,
     BlendConfig,
     blend,
+    meta_names,
     oof_and_test_meta,
-    public_ranks,
+    public_pairs,
 )
 from cfblend.ensemble.run import load_predictions
 from cfblend.models import FAST_MODELS, default_models, expand_models
-from cfblend.models.timeline import genre_masks
 from cfblend.paths import Paths
 from cfblend.report.leaderboard import to_markdown
 
@@ -49,21 +51,25 @@ log = logging.getLogger("ablation")
 def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> pd.DataFrame:
     """Rows: each member alone, the blend of `models` (names or list names; empty: the dataset's full list),
     the blend of the fast list when `models` holds more, the blend without the neighbouring ratings among its
-    meta-features (where the rows have timestamps), and the blend of `models` without each member."""
+    meta-features nor the timeline (where the rows have timestamps; then also without the sittings, without the
+    likeness, and without the timeline alone),
+    and the blend of `models` without each member."""
     paths = Paths(inputs, out)
     comp = Competition.load(paths.competition(read_stamp(paths)["competition"]))
     models = expand_models(models, comp.meta["dataset"]) or list(default_models(comp.meta["dataset"], "full"))
     solution = pd.read_csv(paths.solution(comp.name)).set_index("id").loc[comp.test["id"], "rating"].to_numpy()
     X, T, folds = load_predictions(paths, comp, models)
     y = comp.train["rating"].to_numpy(np.float64)
-    M, MT = oof_and_test_meta(comp.train, comp.test, folds, public_ranks(comp.train, comp.test),
-                              genre_masks(comp.items))
+    public = public_pairs(comp.train, comp.test, comp.items)
+    M, MT = oof_and_test_meta(comp.train, comp.test, folds, public)
+    names = meta_names(public)
     rows = [{"split": comp.name, "variant": f"{m} alone", "oof_or_honest_cv": rmse(y, X[:, j]),
              "test_rmse": rmse(solution, T[:, j])} for j, m in enumerate(models)]
 
-    def blended(keep: list[int], label: str, meta: int | None = None) -> dict:
+    def blended(keep: list[int], label: str, without: tuple[str, ...] = ()) -> dict:
         keep = [j for j in keep if X[:, j].std() >= MIN_STD]
-        res = blend(X[:, keep], T[:, keep], y, folds, M[:, :meta], MT[:, :meta], BlendConfig(method=method),
+        meta = [c for c, name in enumerate(names) if name not in without]
+        res = blend(X[:, keep], T[:, keep], y, folds, M[:, meta], MT[:, meta], BlendConfig(method=method),
                     comp.rating_scale)
         return {"split": comp.name, "variant": label, "oof_or_honest_cv": float(np.mean(res.fold_rmse)),
                 "test_rmse": rmse(solution, res.test)}
@@ -72,9 +78,12 @@ def ablate(out: Path, inputs: Path, models: list[str], method: str = "auto") -> 
     rows.append(blended(everything, "blend of all"))
     if M.shape[1] > len(META_FEATURES):
         rows.append(blended(everything, "blend of all, meta-features without the neighbouring ratings",
-                            len(META_FEATURES)))
+                            NEIGHBOUR_META + TIMELINE_META))
         rows.append(blended(everything, "blend of all, meta-features without the sittings (clock, genre)",
-                            len(META_FEATURES) + len(NEIGHBOUR_META) - len(SITTING_META)))
+                            SITTING_META))
+        rows.append(blended(everything, "blend of all, meta-features without the likeness (nb_sim10)",
+                            SIMILAR_META))
+        rows.append(blended(everything, "blend of all, meta-features without the timeline (tl_*)", TIMELINE_META))
     fast = [j for j, m in enumerate(models) if m in FAST_MODELS]
     if len(fast) < len(models):
         dropped = ", ".join(m for m in models if m not in FAST_MODELS)

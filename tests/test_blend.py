@@ -149,9 +149,9 @@ def test_stack_mixes_fwls_and_its_trees_and_catches_what_a_linear_stack_cannot()
     st = Blender.fit("stack", X, M, y, cfg)
     fw = Blender.fit("fwls", X, M, y, cfg)
     trees = fit_stack_gbm(X, M, y, cfg).predict(np.column_stack([X, M[:, 1:]]))
-    assert cfg.stack_mix == 0.3
-    np.testing.assert_allclose(st.predict(X, M), 0.7 * fw.predict(X, M) + 0.3 * trees)
-    np.testing.assert_allclose(st.weights, fw.weights * 0.7)
+    assert cfg.stack_mix == 0.4
+    np.testing.assert_allclose(st.predict(X, M), 0.6 * fw.predict(X, M) + 0.4 * trees)
+    np.testing.assert_allclose(st.weights, fw.weights * 0.6)
     half = Blender.fit("stack", X, M, y, BlendConfig(stack_mix=0.5))
     np.testing.assert_allclose(half.predict(X, M), (fw.predict(X, M) + trees) / 2)
     res = blend(X, X[:10], y, folds, M, M[:10], cfg, (-10.0, 20.0))
@@ -251,29 +251,51 @@ def test_meta_features_of_a_fold_come_from_the_other_folds_never_its_own_ratings
     """The OOF rows of fold k get counts, damped means and stds from the other folds: scrambling fold k's
     ratings leaves its rows' meta-features as they were (and moves the other folds'); a user's damped mean
     is (sum + STAT_DAMPING * mu) / (n + STAT_DAMPING) over their ratings in the other folds."""
-    from cfblend.ensemble.blend import META_FEATURES, NEIGHBOUR_META, STAT_DAMPING, oof_and_test_meta, public_ranks
-    from cfblend.models.timeline import RatingTimeline, genre_masks
+    from cfblend.ensemble.blend import (
+        META_FEATURES,
+        NEIGHBOUR_META,
+        STAT_DAMPING,
+        TIMELINE_META,
+        TIMELINE_NO_GAP,
+        meta_features,
+        oof_and_test_meta,
+        public_pairs,
+    )
+    from cfblend.models.timeline import RatingTimeline
 
     comp, folds, _ = comp_env
-    ranks, genres = public_ranks(comp.train, comp.test), genre_masks(comp.items)
-    names = [*META_FEATURES, *NEIGHBOUR_META]
-    M, MT = oof_and_test_meta(comp.train, comp.test, folds, ranks, genres)
+    public = public_pairs(comp.train, comp.test, comp.items)
+    ranks, genres, vectors = public.ranks, public.genres, public.vectors
+    assert genres is not None and len(vectors) == comp.train["item_id"].nunique()
+    names = [*META_FEATURES, *NEIGHBOUR_META, *TIMELINE_META]
+    M, MT = oof_and_test_meta(comp.train, comp.test, folds, public)
     assert M.shape == (len(comp.train), len(names)) and MT.shape == (len(comp.test), len(names))
     np.testing.assert_array_equal(oof_and_test_meta(comp.train, comp.test, folds)[0], M[:, :len(META_FEATURES)])
     k0 = folds == 0
     r = comp.train["rating"].to_numpy().copy()
     r[k0] = np.random.default_rng(0).permutation(r[k0])
-    M2, _ = oof_and_test_meta(comp.train.assign(rating=r), comp.test, folds, ranks, genres)
+    M2, _ = oof_and_test_meta(comp.train.assign(rating=r), comp.test, folds, public)
     np.testing.assert_array_equal(M2[k0], M[k0])
     assert np.abs(M2[~k0] - M[~k0]).max() > 1e-3
-    nb = slice(len(META_FEATURES), None)
+    nb = slice(len(META_FEATURES), len(META_FEATURES) + len(NEIGHBOUR_META))
     assert np.abs(M2[~k0, nb] - M[~k0, nb]).max() > 1e-3  # the neighbouring ratings move with the other folds'
-    want = RatingTimeline(comp.train[~k0], ranks, 10, genres=genres).lookup(comp.train[k0])[list(NEIGHBOUR_META)]
+    want = RatingTimeline(comp.train[~k0], ranks, 10, genres=genres,
+                          vectors=vectors).lookup(comp.train[k0])[list(NEIGHBOUR_META)]
     np.testing.assert_allclose(M[k0, nb], np.nan_to_num(want.to_numpy()))
     assert (M[k0, nb] != 0).any(axis=1).mean() > 0.9
-    want = RatingTimeline(comp.train, ranks, 10, genres=genres).lookup(comp.test)[list(NEIGHBOUR_META)]
+    assert (M[k0, names.index("nb_sim10")] != 0).mean() > 0.5  # the likeness is there, not a column of zeros
+    want = RatingTimeline(comp.train, ranks, 10, genres=genres, vectors=vectors).lookup(comp.test)[list(NEIGHBOUR_META)]
     np.testing.assert_allclose(MT[:, nb], np.nan_to_num(want.to_numpy()))  # test rows: from every train row
     row = int(np.flatnonzero(k0)[0])
+    tl = slice(nb.stop, None)
+    np.testing.assert_array_equal(np.vstack([M2, MT])[:, tl], np.vstack([M, MT])[:, tl])  # never from a rating
+    t = public.table.loc[(comp.train["user_id"].iloc[row], comp.train["item_id"].iloc[row])].fillna(TIMELINE_NO_GAP)
+    np.testing.assert_allclose(M[row, tl], [t["tl_pos"], *np.log1p(t[["tl_same_day", "tl_since_first", "tl_gap_prev",
+                                                                      "tl_gap_next"]].to_numpy(np.float64))])
+    for end in ("log1p_tl_gap_prev", "log1p_tl_gap_next"):  # a user's first pair, a user's last
+        assert np.isin(np.vstack([M, MT])[:, names.index(end)], np.log1p(TIMELINE_NO_GAP)).sum() >= 1
+    made_up = comp.test.head(1).assign(item_id=-1)  # a pair that is not public: no timeline
+    assert (meta_features(made_up, comp.train, public=public)[0, tl] == 0).all()
     other = comp.train[~k0]
     mine = other.loc[other["user_id"] == comp.train["user_id"].iloc[row], "rating"]
     want = (mine.sum() + STAT_DAMPING * other["rating"].mean()) / (len(mine) + STAT_DAMPING)

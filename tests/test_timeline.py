@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfblend.models.timeline import RatingTimeline, genre_masks, timeline_ranks, timeline_table
+from cfblend.models.timeline import RatingTimeline, genre_masks, item_vectors, timeline_ranks, timeline_table
 
 
 def test_timeline_table_by_hand():
@@ -108,3 +108,38 @@ def test_sittings_by_the_clock_and_by_genre():
     no_clock = tl.lookup(rows.drop(columns="timestamp"))  # rows without a time have no sitting
     assert no_clock[["nb_sit0", "nb_sit60", "nb_sit300"]].isna().all().all()
     np.testing.assert_allclose(no_clock["nb_genre2"], out["nb_genre2"])
+
+
+def test_item_vectors_give_the_cosine_of_the_items_rater_sets():
+    """`item_vectors`: unit vectors whose dot products are the cosines of the items' rater sets (exact here: the
+    0/1 matrix has rank 3, the vectors' rank), from which users rated what and never how, seeded."""
+    raters = {10: [1, 2, 3], 20: [1, 2, 3], 30: [3, 4, 5, 6], 40: [1, 5, 6]}  # 10 and 20 alike: rank 3
+    pairs = pd.DataFrame([(u, i) for i, us in raters.items() for u in us], columns=["user_id", "item_id"])
+    vec = item_vectors(pairs.assign(rating=np.arange(len(pairs)) % 5 + 1.0), rank=3)
+    assert vec.index.tolist() == [10, 20, 30, 40] and vec.shape == (4, 3)
+    want = np.array([[len(set(raters[a]) & set(raters[b])) / np.sqrt(len(raters[a]) * len(raters[b]))
+                      for b in raters] for a in raters])
+    np.testing.assert_allclose(vec.to_numpy() @ vec.to_numpy().T, want, atol=1e-5)
+    again = item_vectors(pairs.assign(rating=5.0).sample(frac=1, random_state=1), rank=3)
+    np.testing.assert_allclose(again.to_numpy(), vec.to_numpy(), atol=1e-6)  # the ratings and row order: no matter
+    assert item_vectors(pairs.head(1)).empty  # one pair: no rank to speak of
+
+
+def test_likeness_weights_the_window_by_the_items_cosine_cubed():
+    """`nb_sim<w>`: the window's residuals weighted by the cosine of the neighbour's movie with the row's, cubed;
+    a neighbour at a negative cosine or without a vector weighs nothing; no column without vectors."""
+    fit = pd.DataFrame({"user_id": [1, 1, 1, 1, 1], "item_id": [10, 20, 30, 40, 60],
+                        "timestamp": [100, 200, 300, 400, 500], "rating": [5.0, 2.0, 4.0, 1.0, 3.0]})
+    pairs = pd.concat([fit, pd.DataFrame({"user_id": [1], "item_id": [50], "timestamp": [250]})])
+    r = _residuals(fit)
+    vectors = pd.DataFrame([[1.0, 0.0], [0.6, 0.8], [-1.0, 0.0], [0.0, 1.0], [0.8, 0.6]],
+                           index=[10, 20, 30, 40, 50], dtype=np.float32)  # 60 has none
+    tl = RatingTimeline(fit, timeline_ranks(pairs), window=2, vectors=vectors)
+    out = tl.lookup(pd.DataFrame({"user_id": [1, 1], "item_id": [50, 70], "timestamp": [250, 600]}))
+    # (1, 50) between 20 and 30: window 10, 20 | 30, 40; cosines with (0.8, 0.6): 0.8, 0.96, -0.8, 0.6
+    w = {10: 0.8 ** 3, 20: 0.96 ** 3, 30: 0.0, 40: 0.6 ** 3}
+    np.testing.assert_allclose(out.loc[0, "nb_sim2"], sum(w[k] * r[1, k] for k in w) / sum(w.values()), rtol=1e-5)
+    assert np.isnan(out.loc[1, "nb_sim2"])  # (1, 70) is no public pair
+    assert "nb_sim2" not in RatingTimeline(fit, timeline_ranks(pairs), window=2).lookup(fit).columns
+    end = RatingTimeline(fit, timeline_ranks(pairs), window=1, vectors=vectors).lookup(fit.tail(1))
+    assert np.isnan(end["nb_sim1"].iloc[0])  # (1, 60): its one neighbour, 40, weighs 0 against no vector

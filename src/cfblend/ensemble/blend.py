@@ -4,13 +4,15 @@ their test predictions (`blend`). Reading the predictions and writing the submis
 Methods: `linear` (non-negative weights plus a free intercept, least squares), `hill`
 (Caruana's greedy ensemble selection with replacement), `fwls` (feature-weighted linear
 stacking, Sill et al. 2009: each model's weight is a linear function of meta-features, the log
-rating counts of the row's user and item, fit by ridge), `stack` (0.7 x `fwls` + 0.3 x a small
+rating counts of the row's user and item, fit by ridge), `stack` (0.6 x `fwls` + 0.4 x a small
 LightGBM over the members' predictions and the same meta-features: the linear stack and a
 non-linear one, which err differently), and `auto` (the default): whichever of `linear`, `fwls`
-and `stack` has the lowest honest CV. The stack's share and leaves were chosen by honest CV over
-`make bench`'s u1..u5 folders (one-off sweep over the saved predictions): half and half with 7
-leaves 0.86720 (test 0.86263), 0.3 with 15 leaves 0.86711 (0.86230); 0.3 was best at every tree
-size tried, more rounds or leaves did not help. The blend's own CV score is honest: for each fold,
+and `stack` has the lowest honest CV. The stack's share and tree size were chosen by honest CV over
+the saved predictions of `make bench`'s u1..u5 folders and of ml-1m (one-off sweeps): 0.3 x 15 leaves
+x 400 rounds had been best on ml-100k alone; with the neighbouring ratings among the meta-features
+0.4 x 31 x 600 is better on both (u1..u5 honest CV 0.85679 -> 0.85641, test 0.85143 -> 0.85113;
+ml-1m 0.81176 -> 0.81151, 0.80811 -> 0.80777), where 0.5 x 63 x 800 helps ml-1m more (0.81129,
+0.80748) and hurts ml-100k (0.85686, 0.85175). The blend's own CV score is honest: for each fold,
 weights are fit on the OOF rows of the other folds and scored on it. The final weights are fit
 on all OOF rows and applied to the test predictions.
 
@@ -27,7 +29,10 @@ its own), 0 where there are none. Users rate in sittings and ratings given side 
 which no member but `gbm` sees; the linear stack adds them as a correction and lets each member's
 weight depend on them (ml-1m: honest CV 0.81309 -> 0.81249, test 0.80987 -> 0.80889). With the item
 genres (`genre_masks`) and timestamps they also hold the window's residuals weighted by shared genres and the
-mean residual of the ratings the user gave within 0, 60 and 300 seconds of the row (`SITTING_META`).
+mean residual of the ratings the user gave within 0, 60 and 300 seconds of the row (`SITTING_META`). With the
+items' vectors (`item_vectors`: who rated them, never how) the window weighted by how alike the movies are,
+`nb_sim10` (`SIMILAR_META`; with the former stack, ml-1m: honest CV 0.81205 -> 0.81176, test 0.80841 -> 0.80811;
+u1..u5: 0.8572 -> 0.8568, 0.8518 -> 0.8514).
 """
 
 from __future__ import annotations
@@ -41,7 +46,14 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from cfblend.competition.scoring import rmse
-from cfblend.models.timeline import RatingTimeline, TimelineRanks, timeline_ranks
+from cfblend.models.timeline import (
+    RatingTimeline,
+    TimelineRanks,
+    genre_masks,
+    item_vectors,
+    timeline_ranks,
+    timeline_table,
+)
 
 MIN_STD = 0.02  # stars: OOF predictions that vary less than this are left out of the blend
 
@@ -54,10 +66,10 @@ class BlendConfig:
     method: str = "auto"  # linear, hill, fwls, stack, or auto
     hill_steps: int = 50
     ridge: float = 1.0  # fwls (and stack's linear half)
-    stack_rounds: int = 400  # stack's LightGBM: boosting rounds, leaves per tree, learning rate
-    stack_leaves: int = 15
+    stack_rounds: int = 600  # stack's LightGBM: boosting rounds, leaves per tree, learning rate
+    stack_leaves: int = 31
     stack_lr: float = 0.03
-    stack_mix: float = 0.3  # stack's prediction: (1 - mix) x fwls + mix x LightGBM
+    stack_mix: float = 0.4  # stack's prediction: (1 - mix) x fwls + mix x LightGBM
     stack_max_rows: int = 2_000_000  # stack's LightGBM fits on at most this many rows, drawn at random (0: all)
 
 
@@ -104,7 +116,10 @@ META_FEATURES = ("intercept", "log1p_user_count", "log1p_item_count", "user_mean
                  "item_std")
 NEIGHBOUR_WINDOW = 10  # the neighbouring ratings: up to 3, 10 and 30 on each side of the row
 SITTING_META = ("nb_genre10", "nb_sit0", "nb_sit60", "nb_sit300")  # the sitting by genre and by the clock
-NEIGHBOUR_META = ("nb_prev", "nb_next", "nb_mean3", "nb_mean10", "nb_mean30", *SITTING_META)
+SIMILAR_META = ("nb_sim10",)  # the window weighted by the movies' likeness (`item_vectors`)
+NEIGHBOUR_META = ("nb_prev", "nb_next", "nb_mean3", "nb_mean10", "nb_mean30", *SITTING_META, *SIMILAR_META)
+TIMELINE_META = ("tl_pos", "log1p_tl_same_day", "log1p_tl_since_first", "log1p_tl_gap_prev", "log1p_tl_gap_next")
+TIMELINE_NO_GAP = 1e4  # days: the gap before a user's first pair and after their last
 STAT_DAMPING = 30.0  # ratings' worth of the global mean (or variance) in a user's or item's damped mean (or std)
 
 
@@ -122,49 +137,77 @@ def _damped(rows: pd.DataFrame, seen: pd.DataFrame, key: str) -> tuple[np.ndarra
     return (ids.map(mean).fillna(mu).to_numpy(np.float64), ids.map(std).fillna(np.sqrt(var)).to_numpy(np.float64))
 
 
+@dataclass
+class PublicPairs:
+    """What the public (train and test) pairs tell without a rating (`public_pairs`): their timelines (`ranks`,
+    and per pair its place and timing, `table`), the items' vectors (`item_vectors`: who rated them) and genres."""
+
+    ranks: TimelineRanks
+    table: pd.DataFrame  # `timeline_table`
+    vectors: pd.DataFrame
+    genres: pd.Series | None = None  # `genre_masks`
+
+
+def public_pairs(train: pd.DataFrame, test: pd.DataFrame, items: pd.DataFrame | None = None) -> PublicPairs | None:
+    """`PublicPairs` of a competition's train and test rows (`items`: its items, for their genres), or None when
+    the rows have no timestamps (then the meta-features are `META_FEATURES` alone)."""
+    if "timestamp" not in train or "timestamp" not in test:
+        return None
+    pairs = pd.concat([train[["user_id", "item_id", "timestamp"]], test[["user_id", "item_id", "timestamp"]]],
+                      ignore_index=True)
+    genres = genre_masks(items) if items is not None and "genres" in items else None
+    return PublicPairs(timeline_ranks(pairs), timeline_table(pairs), item_vectors(pairs), genres)
+
+
+def _timeline_meta(rows: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
+    """`TIMELINE_META` of `rows` from the public pairs' `timeline_table`: the place in the user's timeline, and
+    log1p of the pairs that day, the days since the user's first pair and the days to the previous and next
+    pair (`TIMELINE_NO_GAP` days at either end); 0 for a pair that is not public."""
+    t = table.reindex(pd.MultiIndex.from_arrays([rows["user_id"].to_numpy(), rows["item_id"].to_numpy()]))
+    public = t["tl_pos"].notna().to_numpy()
+    cols = np.column_stack([t["tl_pos"], np.log1p(t["tl_same_day"]), np.log1p(t["tl_since_first"]),
+                            np.log1p(t["tl_gap_prev"].fillna(TIMELINE_NO_GAP)),
+                            np.log1p(t["tl_gap_next"].fillna(TIMELINE_NO_GAP))]).astype(np.float64)
+    return np.where(public[:, None], cols, 0.0)
+
+
 def meta_features(rows: pd.DataFrame, seen: pd.DataFrame, scale: float = 1.0,
-                  ranks: TimelineRanks | None = None, genres: pd.Series | None = None) -> np.ndarray:
+                  public: PublicPairs | None = None) -> np.ndarray:
     """`META_FEATURES` of `rows`, from the rows of `seen`: [1, log1p(user count), log1p(item count), the user's
     and the item's damped mean rating, their damped std]. Counts are times `scale`; the means and stds are
-    damped toward the global ones by `STAT_DAMPING` ratings. With `ranks` (the public pairs' timelines), then
-    `NEIGHBOUR_META`: the residuals of `seen`'s ratings next to the row in its user's timeline (by genre with
-    `genres`, `genre_masks`; by the clock where `rows` and `seen` have timestamps), 0 where none.
+    damped toward the global ones by `STAT_DAMPING` ratings. With `public` (`public_pairs`), then
+    `NEIGHBOUR_META`: the residuals of `seen`'s ratings next to the row in its user's timeline (by genre, by
+    likeness, and by the clock where `rows` and `seen` have timestamps), 0 where none; then `TIMELINE_META`.
     Never a row's own rating: the OOF rows of a fold get them from the other folds (`oof_and_test_meta`)."""
     uc, ic = seen["user_id"].value_counts(), seen["item_id"].value_counts()
     u = np.log1p(rows["user_id"].map(uc).fillna(0).to_numpy(np.float64) * scale)
     i = np.log1p(rows["item_id"].map(ic).fillna(0).to_numpy(np.float64) * scale)
     (um, us), (im, is_) = _damped(rows, seen, "user_id"), _damped(rows, seen, "item_id")
     cols = [np.ones(len(rows)), u, i, um, im, us, is_]
-    if ranks is not None:
-        nb = RatingTimeline(seen, ranks, NEIGHBOUR_WINDOW, genres=genres).lookup(rows)[list(NEIGHBOUR_META)]
+    if public is not None:
+        nb = RatingTimeline(seen, public.ranks, NEIGHBOUR_WINDOW, genres=public.genres,
+                            vectors=public.vectors).lookup(rows)
+        nb = nb.reindex(columns=list(NEIGHBOUR_META))  # no vectors (too few pairs), no nb_sim: 0 below
         cols += list(np.nan_to_num(nb.to_numpy(np.float64), nan=0.0).T)
+        cols += list(_timeline_meta(rows, public.table).T)
     return np.column_stack(cols)
 
 
-def public_ranks(train: pd.DataFrame, test: pd.DataFrame) -> TimelineRanks | None:
-    """The timelines of every public (train and test) pair, or None when the rows have no timestamps."""
-    if "timestamp" not in train or "timestamp" not in test:
-        return None
-    cols = ["user_id", "item_id", "timestamp"]
-    return timeline_ranks(pd.concat([train[cols], test[cols]], ignore_index=True))
-
-
-def meta_names(ranks: TimelineRanks | None) -> list[str]:
-    """The names of `meta_features`' columns, with or without the neighbouring ratings."""
-    return list(META_FEATURES) + (list(NEIGHBOUR_META) if ranks is not None else [])
+def meta_names(public: PublicPairs | None) -> list[str]:
+    """The names of `meta_features`' columns, with or without what the public pairs tell."""
+    return list(META_FEATURES) + (list(NEIGHBOUR_META) + list(TIMELINE_META) if public is not None else [])
 
 
 def oof_and_test_meta(train: pd.DataFrame, test: pd.DataFrame, folds: np.ndarray,
-                      ranks: TimelineRanks | None = None,
-                      genres: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      public: PublicPairs | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Meta-features of the train rows (each fold's from the other folds, as its OOF predictions were made) and
     of the test rows (from the whole train set, counts times (K-1)/K: the average over the fold models); with
-    `ranks` (`public_ranks`), the neighbouring ratings too (`genres`: `genre_masks` of the items)."""
+    `public` (`public_pairs`), the neighbouring ratings and the timeline too."""
     k_folds = int(folds.max()) + 1
-    M = np.empty((len(train), len(meta_names(ranks))))
+    M = np.empty((len(train), len(meta_names(public))))
     for k in range(k_folds):
-        M[folds == k] = meta_features(train[folds == k], train[folds != k], ranks=ranks, genres=genres)
-    return M, meta_features(test, train, scale=(k_folds - 1) / k_folds, ranks=ranks, genres=genres)
+        M[folds == k] = meta_features(train[folds == k], train[folds != k], public=public)
+    return M, meta_features(test, train, scale=(k_folds - 1) / k_folds, public=public)
 
 
 def _fwls_design(X: np.ndarray, M: np.ndarray) -> np.ndarray:

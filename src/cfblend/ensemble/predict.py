@@ -21,12 +21,11 @@ import pandas as pd
 
 from cfblend.competition import Competition
 from cfblend.competition.folds import load_folds
-from cfblend.ensemble.blend import META_FEATURES, Blender, meta_features, meta_names, public_ranks
+from cfblend.ensemble.blend import META_FEATURES, Blender, meta_features, meta_names, public_pairs
 from cfblend.ensemble.run import check_blend
 from cfblend.io import write_parquet
 from cfblend.models import model_class
 from cfblend.models.base import Model
-from cfblend.models.timeline import genre_masks
 from cfblend.paths import Paths
 from cfblend.runs import artifacts
 from cfblend.runs.artifacts import StaleArtifact
@@ -90,13 +89,13 @@ def predict_pairs(paths: Paths, comp: Competition, pairs: pd.DataFrame) -> pd.Da
                       None if b.get("fwls_coef") is None else np.array(b["fwls_coef"]),
                       None if b.get("stack_booster") is None else lgb.Booster(model_str=b["stack_booster"]),
                       b["config"].get("stack_mix", 0.5))  # a blend of before the mix was a setting: half and half
-    ranks = public_ranks(comp.train, comp.test)
+    public = public_pairs(comp.train, comp.test, comp.items)  # as `make blend` had them
     fitted_on = b.get("meta_features", list(META_FEATURES[:3]))  # a blend of before they were recorded: three
-    if b["method"] in ("fwls", "stack") and fitted_on != meta_names(ranks):
+    if b["method"] in ("fwls", "stack") and fitted_on != meta_names(public):
         raise StaleArtifact(f"the blend in {paths.output} was fitted on the meta-features {fitted_on}, this "
-                            f"version computes {meta_names(ranks)}: rerun `make blend`")
+                            f"version computes {meta_names(public)}: rerun `make blend`")
     clock = rows if given_time else rows.drop(columns="timestamp")  # a made-up time has no sitting
-    M = meta_features(clock, comp.train, scale=(k - 1) / k, ranks=ranks, genres=genre_masks(comp.items))
+    M = meta_features(clock, comp.train, scale=(k - 1) / k, public=public)
     rows["blend"] = np.clip(blender.predict(rows[members].to_numpy(), M), *comp.rating_scale)
     log.info("predict: %d pairs; cold start: %d with an unseen user, %d with an unseen item (each member's "
              "cold-start policy applies)", len(rows), int(rows["unseen_user"].sum()), int(rows["unseen_item"].sum()))

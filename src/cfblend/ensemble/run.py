@@ -19,9 +19,15 @@ import pandas as pd
 from cfblend.competition import Competition
 from cfblend.competition.folds import load_folds
 from cfblend.competition.scoring import check_submission, rmse
-from cfblend.ensemble.blend import MIN_STD, BlendConfig, blend, meta_names, oof_and_test_meta, public_ranks
+from cfblend.ensemble.blend import (
+    MIN_STD,
+    BlendConfig,
+    blend,
+    meta_names,
+    oof_and_test_meta,
+    public_pairs,
+)
 from cfblend.io import fault_point, write_csv, write_json, write_parquet
-from cfblend.models.timeline import genre_masks
 from cfblend.paths import Paths
 from cfblend.runs import artifacts, trained_members
 from cfblend.runs.artifacts import StaleArtifact
@@ -75,8 +81,8 @@ def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -
                      [m for m, k in zip(models, keep, strict=True) if not k])
         models, X, T = [m for m, k in zip(models, keep, strict=True) if k], X[:, keep], T[:, keep]
     y = comp.train["rating"].to_numpy(np.float64)
-    ranks = public_ranks(comp.train, comp.test)
-    M, MT = oof_and_test_meta(comp.train, comp.test, folds, ranks, genre_masks(comp.items))
+    public = public_pairs(comp.train, comp.test, comp.items)
+    M, MT = oof_and_test_meta(comp.train, comp.test, folds, public)
     res = blend(X, T, y, folds, M, MT, cfg, comp.rating_scale)
     method, oof, fold_rmse, cv_rmse, test = res.method, res.oof, res.fold_rmse, res.cv_by_method, res.test
     w, b = res.blender.weights, res.blender.intercept
@@ -98,7 +104,7 @@ def run_blend(comp: Competition, paths: Paths, cfg: BlendConfig | None = None) -
               "folds_sha": folds_sha, "members": runs, "files": artifacts.file_hashes(paths, files),
               "method": method, "cv_by_method": cv_rmse,
               "weights": dict(zip(models, map(float, w), strict=True)), "intercept": b,
-              "meta_features": meta_names(ranks),
+              "meta_features": meta_names(public),
               "fwls_coef": None if res.blender.coef is None else res.blender.coef.tolist(),
               "stack_booster": None if res.blender.booster is None else res.blender.booster.model_to_string(),
               "fold_rmse": fold_rmse, "cv_rmse_mean": float(np.mean(fold_rmse)),

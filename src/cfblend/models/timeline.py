@@ -8,15 +8,21 @@ on ml-1m's random 90/10 split the mean residual (from item and user biases) of u
 either side of a test pair correlates 0.20 with the pair's own residual, the user's mean residual that day 0.11
 (`bench/neighbour_signal.py`). Two sharper views of the same sitting: the ratings the user gave within a minute
 or five of the row, by the clock (`SITTING_SECONDS`), and the neighbours weighted by how many genres their movie
-shares with the row's (`genre_masks`): users browse lists of one kind.
+shares with the row's (`genre_masks`): users browse lists of one kind. A third, wider than genres: the neighbours
+weighted by how alike their movie and the row's are in who rated them (`item_vectors`, from the public pairs alone).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from sklearn.utils.extmath import randomized_svd
 
 SITTING_SECONDS = (0, 60, 300)  # `nb_sit<s>`: the user's fit rows rated within s seconds of the row
+SIMILAR_RANK = 64  # `item_vectors`: the rank of the co-rating space
+SIMILAR_POWER = 3  # `nb_sim<window>`: a neighbour's weight is its movie's cosine with the row's, cubed (0 if below 0)
+WINDOW_BLOCK = 1 << 18  # rows at a time in the weighted window means (the vectors' gathers stay ~70 MB)
 
 
 def _by_time(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -105,6 +111,26 @@ def genre_masks(items: pd.DataFrame) -> pd.Series:
     return pd.Series(np.asarray(masks, dtype=np.int64), index=items["item_id"].to_numpy())
 
 
+def item_vectors(pairs: pd.DataFrame, rank: int = SIMILAR_RANK, seed: int = 0) -> pd.DataFrame:
+    """Each item as a unit vector, by item id, from which users rated it and never how: its column of the public
+    pairs' user x item 0/1 matrix in the top `rank` singular directions, so that two vectors' dot product is the
+    cosine of the items' rater sets in that rank-`rank` approximation. The columns are scaled to unit length first
+    (1/sqrt(item count)), so that the most rated movies do not take the top directions. Seeded (`randomized_svd`);
+    no rows (an empty frame) when the pairs are too few for a rank of 1."""
+    p = pairs[["user_id", "item_id"]].drop_duplicates()
+    users, u = np.unique(p["user_id"].to_numpy(), return_inverse=True)
+    items, i = np.unique(p["item_id"].to_numpy(), return_inverse=True)
+    rank = min(rank, len(users) - 1, len(items) - 1)
+    if rank < 1:
+        return pd.DataFrame(index=pd.Index(items, name="item_id"), dtype=np.float32)
+    count = np.bincount(i, minlength=len(items)).astype(np.float64)
+    B = sp.csr_matrix((1.0 / np.sqrt(count[i]), (u, i)), shape=(len(users), len(items)))
+    _, s, vt = randomized_svd(B, rank, random_state=seed)
+    V = vt.T * s
+    V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
+    return pd.DataFrame(V.astype(np.float32), index=pd.Index(items, name="item_id"))
+
+
 def _jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Shared genres over genres of either, per pair of masks; 0 where neither has one."""
     union = np.bitwise_count(a | b).astype(np.float64)
@@ -117,10 +143,12 @@ class RatingTimeline:
     to it in its user's timeline. A row is never its own neighbour (the same pair is skipped), so no row's
     feature comes from its own rating: the rows a model fits on get these from the other inner folds, the rows
     it predicts from the whole training part, as every other aggregate here. With timestamps on the fit rows,
-    the sittings by the clock too; with `genres` (`genre_masks`), the neighbours weighted by shared genres."""
+    the sittings by the clock too; with `genres` (`genre_masks`), the neighbours weighted by shared genres; with
+    `vectors` (`item_vectors`), weighted by how alike their movies are."""
 
     def __init__(self, fit_rows: pd.DataFrame, ranks: TimelineRanks, window: int, item_damping: float = 25.0,
-                 user_damping: float = 10.0, genres: pd.Series | None = None) -> None:
+                 user_damping: float = 10.0, genres: pd.Series | None = None,
+                 vectors: pd.DataFrame | None = None) -> None:
         self.window = window
         u, i = fit_rows["user_id"].to_numpy(), fit_rows["item_id"].to_numpy()
         r = fit_rows["rating"].to_numpy(np.float64)
@@ -142,6 +170,11 @@ class RatingTimeline:
         self.ranks = ranks
         self.genres = None if genres is None else genres.sort_index()
         self.masks = None if genres is None else self._masks_of(i[public][order])
+        self.vectors = None
+        if vectors is not None:  # the vectors with a zero row last, for an item they lack (weight 0)
+            self.vector_ids = vectors.index.to_numpy()
+            self.vectors = np.vstack([vectors.to_numpy(np.float32), np.zeros((1, vectors.shape[1]), np.float32)])
+            self.vector_rows = self._vector_rows_of(i[public][order])
         self.times = None
         if "timestamp" in fit_rows:  # the same residuals ordered by user and time, for the sittings
             t = fit_rows["timestamp"].to_numpy(np.int64)[public]
@@ -169,7 +202,8 @@ class RatingTimeline:
         """Per row: `nb_prev` and `nb_next`, the residuals of the nearest fit rows before and after it in its user's
         timeline; `nb_mean3`, `nb_mean<window>`, `nb_mean<3 window>`, the mean residual of up to that many fit rows
         on each side, and `nb_count`, how many the widest window holds; `nb_genre<window>`, the mean over the
-        window's fit rows weighted by the genres their movie shares with the row's (Jaccard); `nb_sit<s>` for s in
+        window's fit rows weighted by the genres their movie shares with the row's (Jaccard); with vectors,
+        `nb_sim<window>`, weighted by their movie's cosine with the row's (`SIMILAR_POWER`); `nb_sit<s>` for s in
         `SITTING_SECONDS`, the mean residual of the user's fit rows rated within s seconds of the row. NaN (count
         0) where there are none: a user the fit rows lack, a pair that is not public (the sittings need only a
         timestamp), no genres given or shared, no timestamps."""
@@ -193,26 +227,51 @@ class RatingTimeline:
             s = (self.cum[before] - self.cum[a]) + (self.cum[b] - self.cum[after])
             out[f"nb_mean{k}"] = np.where(n > 0, s / np.maximum(n, 1), np.nan)
         out["nb_count"] = n
-        out[f"nb_genre{self.window}"] = self._genre_mean(rows, known, first, end, before, after)
+        window = (known, first, end, before, after)
+        out[f"nb_genre{self.window}"] = (np.full(len(rows), np.nan) if self.masks is None else self._window_mean(
+            self._masks_of(i), self.masks, _jaccard, *window))
+        if self.vectors is not None:
+            out[f"nb_sim{self.window}"] = self._window_mean(self._vector_rows_of(i), self.vector_rows, self._cosine,
+                                                             *window)
         own = np.where(known, after - before, 0)  # the row's own pair among the fit rows, left out of its sittings
         own_sum = self.cum[after] - self.cum[before]
         for sec, col in zip(SITTING_SECONDS, self._sittings(rows, code_c, own, own_sum, before), strict=True):
             out[f"nb_sit{sec}"] = col
         return out
 
-    def _genre_mean(self, rows, known, first, end, before, after) -> np.ndarray:
-        """The window's fit-row residuals weighted by the genres their movie shares with the row's."""
-        if self.masks is None or not len(self.res):
-            return np.full(len(rows), np.nan)
-        mine = self._masks_of(rows["item_id"].to_numpy())
-        num, den = np.zeros(len(rows)), np.zeros(len(rows))
-        for d in range(1, self.window + 1):
-            for j, ok in ((before - d, known & (before - d >= first)), (after + d - 1, known & (after + d - 1 < end))):
-                j = np.clip(j, 0, len(self.res) - 1)
-                w = np.where(ok, _jaccard(mine, self.masks[j]), 0.0)
-                num += w * self.res[j]
-                den += w
-        return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan)
+    def _window_mean(self, mine: np.ndarray, theirs: np.ndarray, weight, known, first, end, before,
+                     after) -> np.ndarray:
+        """The window's fit-row residuals weighted by `weight(mine[row], theirs[fit row])` (the row's item and the
+        neighbour's: genre masks, vector rows), in blocks of `WINDOW_BLOCK` rows; NaN where all weights are 0."""
+        out = np.full(len(mine), np.nan)
+        if not len(self.res):
+            return out
+        last = len(self.res) - 1
+        for start in range(0, len(mine), WINDOW_BLOCK):
+            b = slice(start, start + WINDOW_BLOCK)
+            num, den = np.zeros(len(mine[b])), np.zeros(len(mine[b]))
+            for d in range(1, self.window + 1):
+                for j, ok in ((before[b] - d, known[b] & (before[b] - d >= first[b])),
+                              (after[b] + d - 1, known[b] & (after[b] + d - 1 < end[b]))):
+                    j = np.clip(j, 0, last)
+                    w = np.where(ok, weight(mine[b], theirs[j]), 0.0)
+                    num += w * self.res[j]
+                    den += w
+            out[b] = np.where(den > 0, num / np.maximum(den, 1e-12), np.nan)
+        return out
+
+    def _cosine(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The weight of a neighbour by vector rows: the cosine of the two items, cubed (`SIMILAR_POWER`), 0 below 0."""
+        cos = np.einsum("ij,ij->i", self.vectors[a], self.vectors[b]).astype(np.float64)
+        return np.maximum(cos, 0.0) ** SIMILAR_POWER
+
+    def _vector_rows_of(self, items: np.ndarray) -> np.ndarray:
+        """The rows of `items` in the vectors (the zero row last for an item the vectors lack)."""
+        missing = len(self.vectors) - 1
+        if not missing:
+            return np.zeros(len(items), np.int64)
+        pos = np.minimum(np.searchsorted(self.vector_ids, items), missing - 1)
+        return np.where(self.vector_ids[pos] == items, pos, missing)
 
     def _masks_of(self, items: np.ndarray) -> np.ndarray:
         """The genre masks of `items` (0 for an item `genres` lacks)."""
@@ -243,5 +302,5 @@ class RatingTimeline:
         return cols
 
 
-__all__ = ["SITTING_SECONDS", "RatingTimeline", "TimelineRanks", "genre_masks", "timeline_ranks",
-           "timeline_table"]
+__all__ = ["SIMILAR_POWER", "SIMILAR_RANK", "SITTING_SECONDS", "RatingTimeline", "TimelineRanks", "genre_masks",
+           "item_vectors", "timeline_ranks", "timeline_table"]
