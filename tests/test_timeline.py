@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfblend.models.timeline import RatingTimeline, genre_masks, item_vectors, timeline_ranks, timeline_table
+from cfblend.models.timeline import (
+    RatingTimeline,
+    genre_masks,
+    item_vectors,
+    timeline_of,
+    timeline_ranks,
+    timeline_table,
+)
 
 
 def test_timeline_table_by_hand():
@@ -25,6 +32,9 @@ def test_timeline_table_by_hand():
     assert np.isnan(t.loc[(1, 20), "tl_gap_prev"]) and np.isnan(t.loc[(1, 40), "tl_gap_next"])
     assert t.loc[(2, 10)].tolist()[:3] == [0, 1, 0] and np.isnan(t.loc[(2, 10)].tolist()[3:]).all()
     assert len(t) == 5
+    look = timeline_of(t, pd.DataFrame({"user_id": [1, 3, 1], "item_id": [40, 10, 20]}))  # the rows' order
+    np.testing.assert_allclose(look["tl_pos"], [1, np.nan, 0])  # (3, 10) is not public
+    assert look.iloc[1].isna().all()
 
 
 def test_rating_timeline_by_hand():

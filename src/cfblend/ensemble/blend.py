@@ -51,6 +51,7 @@ from cfblend.models.timeline import (
     TimelineRanks,
     genre_masks,
     item_vectors,
+    timeline_of,
     timeline_ranks,
     timeline_table,
 )
@@ -163,7 +164,7 @@ def _timeline_meta(rows: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
     """`TIMELINE_META` of `rows` from the public pairs' `timeline_table`: the place in the user's timeline, and
     log1p of the pairs that day, the days since the user's first pair and the days to the previous and next
     pair (`TIMELINE_NO_GAP` days at either end); 0 for a pair that is not public."""
-    t = table.reindex(pd.MultiIndex.from_arrays([rows["user_id"].to_numpy(), rows["item_id"].to_numpy()]))
+    t = timeline_of(table, rows)
     public = t["tl_pos"].notna().to_numpy()
     cols = np.column_stack([t["tl_pos"], np.log1p(t["tl_same_day"]), np.log1p(t["tl_since_first"]),
                             np.log1p(t["tl_gap_prev"].fillna(TIMELINE_NO_GAP)),
@@ -186,8 +187,7 @@ def meta_features(rows: pd.DataFrame, seen: pd.DataFrame, scale: float = 1.0,
     cols = [np.ones(len(rows)), u, i, um, im, us, is_]
     if public is not None:
         nb = RatingTimeline(seen, public.ranks, NEIGHBOUR_WINDOW, genres=public.genres,
-                            vectors=public.vectors).lookup(rows)
-        nb = nb.reindex(columns=list(NEIGHBOUR_META))  # no vectors (too few pairs), no nb_sim: 0 below
+                            vectors=public.vectors).lookup(rows)[list(NEIGHBOUR_META)]
         cols += list(np.nan_to_num(nb.to_numpy(np.float64), nan=0.0).T)
         cols += list(_timeline_meta(rows, public.table).T)
     return np.column_stack(cols)

@@ -45,7 +45,7 @@ from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.dot import DotConfig, DotModel
 from cfblend.models.ids import IdIndex
 from cfblend.models.side import join_side
-from cfblend.models.timeline import RatingTimeline, genre_masks, timeline_ranks, timeline_table
+from cfblend.models.timeline import RatingTimeline, genre_masks, timeline_of, timeline_ranks, timeline_table
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +161,7 @@ class GBMModel(Model[GBMConfig]):
             if key in self.pair_counts_:  # counts of public pairs: no rating involved
                 X[f"{p}_pairs"] = self.pair_counts_[key].reindex(rows[key].to_numpy()).fillna(0).to_numpy()
         if self.timeline_ is not None:
-            look = self.timeline_.reindex(pd.MultiIndex.from_arrays([rows["user_id"].to_numpy(),
-                                                                     rows["item_id"].to_numpy()]))
+            look = timeline_of(self.timeline_, rows)
             for col in self.timeline_.columns:
                 X[col] = look[col].to_numpy()
         if stats.timeline is not None:

@@ -102,6 +102,12 @@ def timeline_table(pairs: pd.DataFrame) -> pd.DataFrame:
                         index=pd.MultiIndex.from_arrays([p["user_id"].to_numpy(), p["item_id"].to_numpy()]))
 
 
+def timeline_of(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """`table`'s (`timeline_table`) row of each of `rows`' (user, item) pairs, in `rows`' order; NaN for a pair
+    that is not public."""
+    return table.reindex(pd.MultiIndex.from_arrays([rows["user_id"].to_numpy(), rows["item_id"].to_numpy()]))
+
+
 def genre_masks(items: pd.DataFrame) -> pd.Series:
     """Each item's genres (`items["genres"]`: lists of names) as the bits of one integer, by item id: the 63 most
     common genres get a bit each (MovieLens has at most 20), so two movies' shared genres are `a & b`."""
@@ -303,4 +309,4 @@ class RatingTimeline:
 
 
 __all__ = ["SIMILAR_POWER", "SIMILAR_RANK", "SITTING_SECONDS", "RatingTimeline", "TimelineRanks", "genre_masks",
-           "item_vectors", "timeline_ranks", "timeline_table"]
+           "item_vectors", "timeline_of", "timeline_ranks", "timeline_table"]
