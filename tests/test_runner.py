@@ -135,3 +135,41 @@ def test_a_shared_feature_module_is_part_of_its_members_code_fingerprint(monkeyp
         artifacts.code_fingerprint.cache_clear()
     assert after["gbm"] != before["gbm"] and after["bfm"] != before["bfm"]
     assert after["svdpp"] == before["svdpp"]
+
+
+def test_bags_average_models_seeded_one_after_another_and_predict_reloads_them_all(comp_env):
+    """`bags=2`: each fold's predictions are the mean of the fits seeded 42 and 43 (what `bags=1` gives with
+    either seed), every bag is saved, and `make predict` (`member_models`) averages all of them as the test
+    predictions did."""
+    from cfblend.ensemble.predict import member_models
+
+    comp, folds, paths = comp_env
+    single = {}
+    for seed in (42, 43):
+        train_cv("dot", comp, folds, paths, overrides={**FAST, "seed": seed}, overwrite=True)
+        single[seed] = (pd.read_parquet(paths.oof("dot"))["pred"].to_numpy(),
+                        pd.read_parquet(paths.test("dot"))["pred"].to_numpy())
+    assert not np.allclose(single[42][0], single[43][0])  # the seeds differ, so the mean is not either one
+    scores = train_cv("dot", comp, folds, paths, overrides={**FAST, "bags": 2}, overwrite=True)
+    oof, test = (pd.read_parquet(p)["pred"].to_numpy() for p in (paths.oof("dot"), paths.test("dot")))
+    np.testing.assert_allclose(oof, (single[42][0] + single[43][0]) / 2, atol=1e-6)
+    np.testing.assert_allclose(test, (single[42][1] + single[43][1]) / 2, atol=1e-6)
+    assert scores["oof_rmse"] == pytest.approx(rmse(comp.train["rating"], oof))
+    assert sorted(p.name for p in paths.models("dot").iterdir()) == [
+        "fold0-bag1.pt", "fold0.pt", "fold1-bag1.pt", "fold1.pt", "fold2-bag1.pt", "fold2.pt"]
+    models = member_models(paths, comp, "dot")
+    assert [m.config.seed for m in models] == [42, 43] * 3
+    again = np.mean([m.predict(comp.test) for m in models], axis=0)
+    np.testing.assert_allclose(again, test, atol=1e-5)
+
+
+def test_a_bagged_refit_predicts_the_test_rows_with_the_mean_of_its_bags(comp_env):
+    from cfblend.ensemble.predict import member_models
+
+    comp, folds, paths = comp_env
+    train_cv("dot", comp, folds, paths, overrides={**FAST, "bags": 2, "refit": True})
+    assert {"refit.pt", "refit-bag1.pt"} <= {p.name for p in paths.models("dot").iterdir()}
+    models = member_models(paths, comp, "dot")
+    assert [m.config.seed for m in models] == [42, 43]
+    test = pd.read_parquet(paths.test("dot"))["pred"].to_numpy()
+    np.testing.assert_allclose(np.mean([m.predict(comp.test) for m in models], axis=0), test, atol=1e-5)

@@ -57,11 +57,12 @@ def read_pairs(path: Path | str) -> pd.DataFrame:
 
 
 def member_models(paths: Paths, comp: Competition, name: str) -> list[Model]:
-    """The models whose mean gives member `name`'s test predictions: its refit model, else its fold models."""
+    """The models whose mean gives member `name`'s test predictions: its refit model, else its fold models (with
+    their bags, when its config has `bags` > 1: every fold has as many)."""
     cls = model_class(name)
     folder = paths.models(name)
-    refit = folder / f"refit{cls.suffix}"
-    files = [refit] if refit.exists() else artifacts.fold_model_files(paths, name, cls.suffix)
+    files = (artifacts.refit_model_files(paths, name, cls.suffix)
+             or artifacts.fold_model_files(paths, name, cls.suffix, bags=True))
     if not files:
         raise FileNotFoundError(f"{folder}: no saved models of {name}: run `make train MODEL={name}`")
     side = side_info(comp)

@@ -39,10 +39,11 @@ class ModelConfig:
 
     seed: int = 42
     refit: bool = False  # test predictions from one refit on the whole train set, not the mean of the fold models
+    bags: int = 1  # models per fold (seeds seed, seed + 1, ...), their predictions averaged (`runs.cv.fit_fold`)
     limits: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
-        for name, rule in {"seed": ">=0", **self.limits}.items():
+        for name, rule in {"seed": ">=0", "bags": ">=1", **self.limits}.items():
             value = getattr(self, name)
             for v in value if isinstance(value, tuple) else (value,):
                 if not _within(v, rule):

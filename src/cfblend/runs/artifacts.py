@@ -17,6 +17,7 @@ import inspect
 import logging
 import os
 import pkgutil
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -75,11 +76,35 @@ def file_hashes(paths: Paths, files: list[Path]) -> dict[str, str]:
     return {f.relative_to(paths.output).as_posix(): _sha(f) for f in files}
 
 
-def fold_model_files(paths: Paths, name: str, suffix: str) -> list[Path]:
+def model_file(path: Path, bag: int) -> Path:
+    """Where bag `bag` of a fold job saved as `path` (`fold<k><suffix>`, `refit<suffix>`) goes: `path` itself for
+    the first bag, `fold<k>-bag<b><suffix>` beside it for the others (`runs.cv.fit_fold`)."""
+    if bag == 0:
+        return path
+    stem, dot, rest = path.name.partition(".")
+    return path.with_name(f"{stem}-bag{bag}{dot}{rest}")
+
+
+def fold_model_files(paths: Paths, name: str, suffix: str, bags: bool = False) -> list[Path]:
     """The saved fold models `fold<k><suffix>` of `name`, in fold order (not companion files such as gbm's
-    `fold0.dot.pt`)."""
-    files = [f for f in paths.models(name).glob(f"fold*{suffix}") if f.name.count(".") == 1]
-    return sorted(files, key=lambda f: int(f.name[len("fold"):-len(suffix)]))
+    `fold0.dot.pt`); with `bags`, each fold's further bags `fold<k>-bag<b><suffix>` too, after it."""
+    pattern = re.compile(r"fold(\d+)(?:-bag(\d+))?" + re.escape(suffix))
+    found = []
+    for f in paths.models(name).glob(f"fold*{suffix}"):
+        m = pattern.fullmatch(f.name)
+        if m and (bags or m[2] is None):
+            found.append(((int(m[1]), int(m[2] or 0)), f))
+    return [f for _, f in sorted(found)]
+
+
+def refit_model_files(paths: Paths, name: str, suffix: str) -> list[Path]:
+    """The saved refit model `refit<suffix>` of `name` and its further bags `refit-bag<b><suffix>` (none when
+    the member has no refit)."""
+    first = paths.models(name) / f"refit{suffix}"
+    if not first.exists():
+        return []
+    more = paths.models(name).glob(f"refit-bag*{suffix}")
+    return [first, *sorted(more, key=lambda f: int(f.name[len("refit-bag"):-len(suffix)]))]
 
 
 def member_files(paths: Paths, name: str) -> list[Path]:

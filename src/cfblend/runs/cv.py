@@ -19,6 +19,7 @@ from cfblend.competition.scoring import rmse
 from cfblend.models import SideInfo, make_model, model_class, model_config
 from cfblend.models.ids import cold_start_counts
 from cfblend.runs.allocator import reuse_freed_memory
+from cfblend.runs.artifacts import model_file
 from cfblend.runs.cache import ModelCache
 
 log = logging.getLogger(__name__)
@@ -104,28 +105,42 @@ def fit_fold(name: str, comp: Competition, side: SideInfo, folds: np.ndarray, k:
              save_to: Path | None = None) -> dict[str, Any]:
     """One job of a cross-validation: fit `name` on the rows outside fold `k` (every train row for `k=-1`, the
     refit), predict the held-out fold and the test rows, save the model to `save_to`. A pure function of
-    its arguments, so any executor (this process, a Dask worker) can run it. `side`: `side_info(comp)`."""
+    its arguments, so any executor (this process, a Dask worker) can run it. `side`: `side_info(comp)`.
+
+    With `bags` > 1 in the model's config, the job fits that many models on the same rows, seeded `seed`,
+    `seed + 1`, ..., and its predictions are their mean; bag b > 0 is saved beside the first
+    (`artifacts.model_file`). The first bag is the model `bags=1` fits, and the one the cache lends."""
     train, test = comp.train, comp.test
     # this process: freed step temporaries reused, not faulted in again
     reuse_freed_memory(len(train), model_class(name).large_step_blocks)
     fit_rows = train if k < 0 else train[folds != k]
     val_rows = train.iloc[:0] if k < 0 else train[folds == k]
     cache = ModelCache(cache_dir) if cache_dir is not None else None
-    model = make_model(name, side, overrides)
-    model.cache = cache
-    model.monitor = val_rows if len(val_rows) else None  # recorded per epoch for the learning curves, never trained on
-    t0 = time.perf_counter()
-    model.fit(fit_rows)
-    seconds = time.perf_counter() - t0
-    if cache is not None and model.cacheable and k >= 0:
-        cache.put(model, fit_rows)
-    out = {"k": k, "fit_seconds": seconds, "test": model.predict(test), "history": model.history_}
+    cfg = model_config(name, overrides)
+    out: dict[str, Any] = {"k": k, "fit_seconds": 0.0, "test": np.zeros(len(test))}
     if k >= 0:
-        out["oof"] = model.predict(val_rows)
+        out["oof"] = np.zeros(len(val_rows))
+    for b in range(cfg.bags):
+        model = make_model(name, side, {**(overrides or {}), "seed": cfg.seed + b})
+        model.cache = cache
+        model.monitor = val_rows if len(val_rows) else None  # for the learning curves, never trained on
+        t0 = time.perf_counter()
+        model.fit(fit_rows)
+        out["fit_seconds"] += time.perf_counter() - t0
+        if b == 0:
+            out["history"] = model.history_
+            if cache is not None and model.cacheable and k >= 0:
+                cache.put(model, fit_rows)
+        out["test"] += model.predict(test) / cfg.bags
+        if k >= 0:
+            out["oof"] += model.predict(val_rows) / cfg.bags
+        if save_to is not None:
+            model.save(model_file(save_to, b))
+        if cfg.bags > 1:
+            log.info("%s fold %d: bag %d of %d fitted", name, k, b + 1, cfg.bags)
+    if k >= 0:
         out["rmse"] = rmse(val_rows["rating"], out["oof"])
         out["cold"] = cold_start_counts(fit_rows, val_rows)
-    if save_to is not None:
-        model.save(save_to)
     return out
 
 

@@ -109,10 +109,10 @@ def train_members(names: list[str], comp: Competition, folds: np.ndarray, paths:
     """`train_cv` of each of `names`, in order; their scores by name. In a local run, consecutive members whose
     folds run side by side (`runs.cv.side_by_side_processes`) share one pool of single-threaded processes,
     every fold job of the group queued at once: no core waits at the end of each member for its last fold
-    (5 folds on 2 cores: a third round with one fold). The members with the longest folds (`Model.fold_cost`:
-    the Gibbs samplers, then autorec) are queued first and the others' shorter folds fill the cores at the end;
-    the queue's order is fixed, so the schedule is the same from run to run. Members before a group are trained
-    before it starts (`gbm` reuses `dot`'s fold models). Scores come back in `names`' order."""
+    (5 folds on 2 cores: a third round with one fold). The members with the longest folds (`Model.fold_cost` times
+    the config's `bags`: the Gibbs samplers, then autorec) are queued first and the others' shorter folds fill the
+    cores at the end; the queue's order is fixed, so the schedule is the same from run to run. Members before a
+    group are trained before it starts (`gbm` reuses `dot`'s fold models). Scores come back in `names`' order."""
     local = executor is None or executor.name == "local"
 
     def pooled(name: str) -> int:
@@ -132,7 +132,7 @@ def train_members(names: list[str], comp: Competition, folds: np.ndarray, paths:
         threads = ThreadPoolExecutor(len(group))
         try:  # a thread per member submits its fold jobs to the one pool, collects them and commits its artifacts
             runs = {}
-            for n in sorted(group, key=lambda n: -model_class(n).fold_cost):
+            for n in sorted(group, key=lambda n: -model_class(n).fold_cost * model_config(n, overrides.get(n)).bags):
                 queue = _Queue(pool)
                 runs[n] = threads.submit(train_cv, n, comp, folds, paths, overrides.get(n), overwrite, queue)
                 while not (queue.submitted.wait(0.05) or runs[n].done()):  # its folds queued (or nothing to do)
