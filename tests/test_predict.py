@@ -97,10 +97,11 @@ def test_embeddings_are_written_by_raw_id_and_fold(trained):
     assert {"user_id", "bias", "e0", "fm0"} <= set(users.columns)
 
 
-def test_a_stack_blend_is_reproduced_from_its_saved_trees(trained):
-    """The `stack` blender's LightGBM half is saved with the blend and rebuilt by `make predict`."""
+@pytest.mark.parametrize("method", ["stack", "resid"])
+def test_a_stack_blend_is_reproduced_from_its_saved_trees(trained, method):
+    """The `stack` (or `resid`) blender's trees are saved with the blend and rebuilt by `make predict`."""
     comp, paths = trained
-    run_blend(comp, paths, BlendConfig(models=list(SETS), method="stack"))
+    run_blend(comp, paths, BlendConfig(models=list(SETS), method=method))
     rows = predict_pairs(paths, comp, comp.test[["user_id", "item_id", "timestamp"]])
     sub = pd.read_csv(paths.output / "submission.csv").set_index("id").loc[comp.test["id"], "rating"]
     np.testing.assert_allclose(rows["blend"].to_numpy(), sub.to_numpy(), atol=1e-6)

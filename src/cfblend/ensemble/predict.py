@@ -92,7 +92,7 @@ def predict_pairs(paths: Paths, comp: Competition, pairs: pd.DataFrame) -> pd.Da
                       b["config"].get("stack_mix", 0.5))  # a blend of before the mix was a setting: half and half
     public = public_pairs(comp.train, comp.test, comp.items)  # as `make blend` had them
     fitted_on = b.get("meta_features", list(META_FEATURES[:3]))  # a blend of before they were recorded: three
-    if b["method"] in ("fwls", "stack") and fitted_on != meta_names(public):
+    if b["method"] in ("fwls", "stack", "resid") and fitted_on != meta_names(public):
         raise StaleArtifact(f"the blend in {paths.output} was fitted on the meta-features {fitted_on}, this "
                             f"version computes {meta_names(public)}: rerun `make blend`")
     clock = rows if given_time else rows.drop(columns="timestamp")  # a made-up time has no sitting
