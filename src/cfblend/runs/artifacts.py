@@ -88,23 +88,24 @@ def model_file(path: Path, bag: int) -> Path:
 def fold_model_files(paths: Paths, name: str, suffix: str, bags: bool = False) -> list[Path]:
     """The saved fold models `fold<k><suffix>` of `name`, in fold order (not companion files such as gbm's
     `fold0.dot.pt`); with `bags`, each fold's further bags `fold<k>-bag<b><suffix>` too, after it."""
-    pattern = re.compile(r"fold(\d+)(?:-bag(\d+))?" + re.escape(suffix))
-    found = []
-    for f in paths.models(name).glob(f"fold*{suffix}"):
-        m = pattern.fullmatch(f.name)
-        if m and (bags or m[2] is None):
-            found.append(((int(m[1]), int(m[2] or 0)), f))
-    return [f for _, f in sorted(found)]
+    return _saved_models(paths, name, r"fold(\d+)", suffix, bags)
 
 
 def refit_model_files(paths: Paths, name: str, suffix: str) -> list[Path]:
     """The saved refit model `refit<suffix>` of `name` and its further bags `refit-bag<b><suffix>` (none when
     the member has no refit)."""
-    first = paths.models(name) / f"refit{suffix}"
-    if not first.exists():
-        return []
-    more = paths.models(name).glob(f"refit-bag*{suffix}")
-    return [first, *sorted(more, key=lambda f: int(f.name[len("refit-bag"):-len(suffix)]))]
+    return _saved_models(paths, name, r"refit()", suffix, bags=True)
+
+
+def _saved_models(paths: Paths, name: str, head: str, suffix: str, bags: bool) -> list[Path]:
+    """The files `<head>[-bag<b>]<suffix>` of `name`'s models (`head`'s group: the fold), by fold, then bag."""
+    pattern = re.compile(head + r"(?:-bag(\d+))?" + re.escape(suffix))
+    found = []
+    for f in paths.models(name).glob(f"*{suffix}"):
+        m = pattern.fullmatch(f.name)
+        if m and (bags or m[2] is None):
+            found.append(((int(m[1] or 0), int(m[2] or 0)), f))
+    return [f for _, f in sorted(found)]
 
 
 def member_files(paths: Paths, name: str) -> list[Path]:
