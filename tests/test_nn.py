@@ -98,6 +98,10 @@ def test_fast_dropout_drops_p_of_the_units_keeps_the_mean_and_repeats_by_seed():
     assert abs(float((y == 0).float().mean()) - 0.3) < 0.01  # p to the nearest 1/256
     assert abs(float(y.mean()) - 1.0) < 0.02  # kept units scaled by 1 / (1 - p)
     assert torch.equal(FastDropout(0.3, seed=7).train()(x), y)  # same seed, same mask
+    # the mask is PCG64's bytes at or above round(256 p), the kept units scaled by 256 / (256 - 77): the runs
+    # of earlier versions are reproduced
+    bits = np.frombuffer(np.random.default_rng(7).bytes(x.numel()), dtype=np.uint8).reshape(x.shape)
+    assert torch.equal(y, x * torch.from_numpy(np.where(bits >= 77, np.float32(256 / 179), np.float32(0))))
     assert not torch.equal(FastDropout(0.3, seed=8).train()(x), y)
     assert not torch.equal(drop(x), y)  # a fresh mask each call
     assert torch.equal(drop.eval()(x), x)  # identity at predict time
