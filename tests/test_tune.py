@@ -42,6 +42,24 @@ def test_two_processes_share_one_study(ml100k_dir, tmp_path):
     assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 6
 
 
+def test_the_objective_scores_a_members_bags_as_training_does(comp_env):
+    """With `bags` = 2 the objective is the RMSE of the two seeded models' mean on each held-out fold, what
+    `make train` puts in the OOF file; not the first model's alone."""
+    from cfblend.competition.scoring import rmse
+    from cfblend.models import make_model
+    from cfblend.runs import side_info
+    from cfblend.runs.tune import oof_rmse
+
+    comp, folds, _ = comp_env
+    config = {"epochs": 2, "factors": 8}
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    one, two = (make_model("dot", side_info(comp), {**config, "seed": 42 + b}).fit(fit).predict(val) for b in (0, 1))
+    bagged = oof_rmse("dot", comp, folds, {**config, "bags": 2}, n_folds=1)
+    assert bagged == pytest.approx(rmse(val["rating"], (one + two) / 2), abs=1e-9)
+    assert abs(bagged - oof_rmse("dot", comp, folds, config, n_folds=1)) > 1e-6
+    assert oof_rmse("dot", comp, folds, config, n_folds=1) == pytest.approx(rmse(val["rating"], one), abs=1e-9)
+
+
 def test_search_spaces_give_valid_configs():
     from cfblend.models import model_config
 

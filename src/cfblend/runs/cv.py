@@ -102,10 +102,10 @@ class CVResult:
 
 def fit_fold(name: str, comp: Competition, side: SideInfo, folds: np.ndarray, k: int,
              overrides: dict[str, Any] | None = None, cache_dir: Path | None = None,
-             save_to: Path | None = None) -> dict[str, Any]:
+             save_to: Path | None = None, with_test: bool = True) -> dict[str, Any]:
     """One job of a cross-validation: fit `name` on the rows outside fold `k` (every train row for `k=-1`, the
-    refit), predict the held-out fold and the test rows, save the model to `save_to`. A pure function of
-    its arguments, so any executor (this process, a Dask worker) can run it. `side`: `side_info(comp)`.
+    refit), predict the held-out fold and (`with_test`) the test rows, save the model to `save_to`. A pure
+    function of its arguments, so any executor (this process, a Dask worker) can run it. `side`: `side_info(comp)`.
 
     With `bags` > 1 in the model's config, the job fits that many models on the same rows, seeded `seed`,
     `seed + 1`, ..., and its predictions are their mean; bag b > 0 is saved beside the first
@@ -131,7 +131,8 @@ def fit_fold(name: str, comp: Competition, side: SideInfo, folds: np.ndarray, k:
             out["history"] = model.history_
             if cache is not None and model.cacheable and k >= 0:
                 cache.put(model, fit_rows)
-        out["test"] += model.predict(test) / cfg.bags
+        if with_test:
+            out["test"] += model.predict(test) / cfg.bags
         if k >= 0:
             out["oof"] += model.predict(val_rows) / cfg.bags
         if save_to is not None:

@@ -20,10 +20,9 @@ import numpy as np
 import yaml
 
 from cfblend.competition import Competition
-from cfblend.competition.scoring import rmse
-from cfblend.models import make_model, model_config
+from cfblend.models import model_config
 from cfblend.paths import Paths
-from cfblend.runs.cv import side_info
+from cfblend.runs.cv import fit_fold, side_info
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +109,14 @@ def with_tuned(dataset: str, per_model: dict[str, dict[str, Any]]) -> dict[str, 
 
 
 def oof_rmse(name: str, comp: Competition, folds: np.ndarray, overrides: dict[str, Any], n_folds: int) -> float:
-    """OOF RMSE of `name` with `overrides` over the first `n_folds` folds (fit on the others, score the fold)."""
+    """OOF RMSE of `name` with `overrides` over the first `n_folds` folds: each fold fitted on the others as
+    `make train` fits it (`cv.fit_fold`: its `bags` too), without the test predictions."""
     side = side_info(comp)
     errors, count = 0.0, 0
     for k in range(n_folds):
-        fit_rows, val = comp.train[folds != k], comp.train[folds == k]
-        pred = make_model(name, side, overrides).fit(fit_rows).predict(val)
-        errors += rmse(val["rating"], pred) ** 2 * len(val)
+        oof = fit_fold(name, comp, side, folds, k, overrides, with_test=False)["oof"]
+        val = comp.train["rating"].to_numpy()[folds == k]
+        errors += float(np.sum((val - oof) ** 2))
         count += len(val)
     return float(np.sqrt(errors / count))
 
