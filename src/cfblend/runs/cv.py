@@ -117,7 +117,9 @@ def fit_fold(name: str, comp: Competition, side: SideInfo, folds: np.ndarray, k:
     val_rows = train.iloc[:0] if k < 0 else train[folds == k]
     cache = ModelCache(cache_dir) if cache_dir is not None else None
     cfg = model_config(name, overrides)
-    out: dict[str, Any] = {"k": k, "fit_seconds": 0.0, "test": np.zeros(len(test))}
+    out: dict[str, Any] = {"k": k, "fit_seconds": 0.0}
+    if with_test:
+        out["test"] = np.zeros(len(test))
     if k >= 0:
         out["oof"] = np.zeros(len(val_rows))
     for b in range(cfg.bags):

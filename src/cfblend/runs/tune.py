@@ -112,13 +112,12 @@ def oof_rmse(name: str, comp: Competition, folds: np.ndarray, overrides: dict[st
     """OOF RMSE of `name` with `overrides` over the first `n_folds` folds: each fold fitted on the others as
     `make train` fits it (`cv.fit_fold`: its `bags` too), without the test predictions."""
     side = side_info(comp)
-    errors, count = 0.0, 0
+    squared, count = 0.0, 0
     for k in range(n_folds):
-        oof = fit_fold(name, comp, side, folds, k, overrides, with_test=False)["oof"]
-        val = comp.train["rating"].to_numpy()[folds == k]
-        errors += float(np.sum((val - oof) ** 2))
-        count += len(val)
-    return float(np.sqrt(errors / count))
+        n = int(np.sum(folds == k))
+        squared += fit_fold(name, comp, side, folds, k, overrides, with_test=False)["rmse"] ** 2 * n
+        count += n
+    return float(np.sqrt(squared / count))
 
 
 def default_storage(paths: Paths, model: str) -> str:
