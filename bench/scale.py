@@ -61,24 +61,31 @@ def measure(competition: str, folds_file: str, model_name: str, overrides: dict,
     epochs = getattr(model.config, "epochs", None) or getattr(model.config, "sweeps", None)
     per_epoch = getattr(model, "epoch_seconds_", None)  # the training loop alone, setup excluded
     epoch_s = sorted(per_epoch)[len(per_epoch) // 2] if per_epoch else (fit_s / epochs if epochs else None)
+    t0 = time.perf_counter()
+    predicted = model.predict(val)
+    predict_s = time.perf_counter() - t0
     return {"model": model_name, "config": overrides, "fit_rows": len(fit_rows), "fit_seconds": round(fit_s, 2),
             "epoch_seconds": round(epoch_s, 2) if epoch_s else None,
             "ratings_per_s_per_epoch": round(len(fit_rows) / epoch_s) if epoch_s else None,
-            "fold0_rmse": round(rmse(val["rating"], model.predict(val)), 4), "peak_rss_gb": round(peak_rss_gb(), 2)}
+            "predict_seconds": round(predict_s, 2),
+            "fold0_rmse": round(rmse(val["rating"], predicted), 4), "peak_rss_gb": round(peak_rss_gb(), 2)}
 
 
 def table(rows: list[dict], competition: str) -> str:
     """The markdown of `bench/results/scale.md`."""
     lines = [f"# Scale: every member on fold 0 of `{competition}`", "",
-             "| model | fit rows | fit s | s / epoch | ratings/s per epoch | peak RSS GB | fold-0 RMSE | config |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | fit rows | fit s | s / epoch | ratings/s per epoch | predict s | peak RSS GB | fold-0 RMSE "
+             "| config |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['fit_rows']:,} | {r['fit_seconds']} | {r['epoch_seconds'] or ''} | "
-                     f"{r['ratings_per_s_per_epoch'] or ''} | {r['peak_rss_gb']} | {r['fold0_rmse']} | "
+                     f"{r['ratings_per_s_per_epoch'] or ''} | {r.get('predict_seconds', '')} | {r['peak_rss_gb']} | "
+                     f"{r['fold0_rmse']} | "
                      f"`{json.dumps(r['config'])}` |")
     lines += ["", machine_line(["torch", "lightgbm", "myfm", "numba", "pandas", "numpy"]) + " Each model in a process "
               "of its own; s / epoch (or per Gibbs sweep) is the training loop's median where the model times its "
-              "epochs, else fit seconds / epochs.", ""]
+              "epochs, else fit seconds / epochs; predict s: predicting fold 0's held-out rows (blank in rows "
+              "measured before it was recorded).", ""]
     return "\n".join(lines)
 
 

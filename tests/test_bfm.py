@@ -82,6 +82,35 @@ def test_own_cutpoints_learn_how_each_user_or_item_reads_the_scale(comp_env, nam
     assert np.isfinite(cold).all() and (cold >= 1).all() and (cold <= 5).all()
 
 
+@pytest.mark.parametrize("name", ["bfm", "bfm_op"])
+def test_the_compiled_scorer_gives_myfms_own_predictions(comp_env, name):
+    """`_predict` scores each sample with `BlockRows`, not myFM's predictor: the same posterior means as myFM's
+    `predict` (`predict_proba` @ levels for the ordered probit), over two chains, with real-valued row columns
+    (the neighbours) and rows of unknown users and items; the same numbers on one thread or two."""
+    from cfblend.models.fm_predict import BlockRows
+
+    comp, folds, _ = comp_env
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    model = make_model(name, side_info(comp), {**FAST, "chains": 2, "neighbours": 2}).fit(fit)
+    rows = pd.concat([val, val.head(7).assign(user_id=10**6), val.tail(5).assign(item_id=10**6)])
+    X, rel = model._design(rows)
+    assert X.nnz > 2 * len(rows) and not np.isin(X.data, [0.0, 1.0]).all()  # real-valued neighbour columns
+    if name == "bfm":
+        want = np.mean([fm.predict(X, rel) for fm in model.fms_], axis=0)
+    else:
+        want = np.mean([fm.predict_proba(X, rel) for fm in model.fms_], axis=0) @ model.levels_
+    got = model._predict(rows)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    model.config.workers = 2
+    np.testing.assert_array_equal(model._predict(rows), got)
+    sample = model.fms_[0].predictor_.samples[-1]
+    scorer = BlockRows(model._row_part(rows), model._block_rows(rows))
+    np.testing.assert_allclose(scorer.scores(sample.w0, np.asarray(sample.w), np.asarray(sample.V)),
+                               sample.predict_score(X, rel), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="features"):
+        scorer.scores(sample.w0, np.asarray(sample.w)[1:], np.asarray(sample.V)[1:])
+
+
 def test_cutpoints_need_the_ordered_probit_and_one_owner():
     with pytest.raises(ValueError, match="ordered_probit"):
         make_model("bfm", None, {"user_cutpoints": 5})
