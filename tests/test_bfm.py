@@ -111,6 +111,21 @@ def test_the_compiled_scorer_gives_myfms_own_predictions(comp_env, name):
         scorer.scores(sample.w0, np.asarray(sample.w)[1:], np.asarray(sample.V)[1:])
 
 
+def test_the_expected_level_under_cutpoints():
+    """A score halfway between the middle two of three cutpoints is level 2.5 on average for levels 1..4 by
+    symmetry; far below the first cutpoint, level 1; each row reads its own set; a set of the wrong size is
+    refused."""
+    from cfblend.models.fm_predict import add_expected_level
+
+    levels = np.array([1.0, 2.0, 3.0, 4.0])
+    C = np.array([[-1.0, 0.0, 1.0], [9.0, 10.0, 11.0]])
+    total = np.ones(3)
+    add_expected_level(total, np.array([0.0, -50.0, 10.0]), C, np.array([0, 0, 1]), levels)
+    np.testing.assert_allclose(total, 1 + np.array([2.5, 1.0, 2.5]), atol=1e-12)
+    with pytest.raises(ValueError, match="cutpoints"):
+        add_expected_level(total, np.zeros(3), C[:, :2], np.zeros(3, np.int64), levels)
+
+
 def test_cutpoints_need_the_ordered_probit_and_one_owner():
     with pytest.raises(ValueError, match="ordered_probit"):
         make_model("bfm", None, {"user_cutpoints": 5})

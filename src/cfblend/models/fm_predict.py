@@ -29,8 +29,8 @@ SQRT2 = math.sqrt(2.0)
 
 def _block_sums_py(indptr, indices, data, rows, offset, w, V, lin, q, q2):
     """For the block rows `rows`: `lin[t]`, `q[t, f]`, `q2[t, f]` = sum over row `rows[t]`'s entries x_j of
-    x_j w_j, x_j v_jf and (x_j v_jf)^2 (feature j at `offset` + its block column). Bound by fetching the rows
-    of `V` (a scratch as in `_row_scores` gained nothing here)."""
+    x_j w_j, x_j v_jf and (x_j v_jf)^2 (feature j at `offset` + its block column). A scratch as in
+    `_row_scores` gained nothing here (ml-1m: about 24 ms a sample either way)."""
     k = V.shape[1]
     for t in prange(rows.shape[0]):
         r = rows[t]
