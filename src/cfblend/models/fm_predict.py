@@ -126,7 +126,6 @@ class BlockRows:
         if len(blocks) != 2:
             raise ValueError(f"BlockRows: {len(blocks)} relation blocks; the scorer takes two (user, item)")
         self.X = sps.csr_matrix(X, dtype=np.float64)
-        self.X.sort_indices()
         self.blocks = []
         offset = self.X.shape[1]
         for index, matrix in blocks:
