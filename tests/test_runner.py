@@ -12,6 +12,7 @@ from cfblend.io import read_json
 from cfblend.report.leaderboard import COLUMNS
 from cfblend.report.run import run_report
 from cfblend.runs import train_cv
+from cfblend.runs.runner import fold_mean_rmse, warn_if_worse_than_mean
 
 FAST = {"epochs": 3, "batch_size": 256, "device": "cpu"}
 
@@ -173,3 +174,19 @@ def test_a_bagged_refit_predicts_the_test_rows_with_the_mean_of_its_bags(comp_en
     assert [m.config.seed for m in models] == [42, 43]
     test = pd.read_parquet(paths.test("dot"))["pred"].to_numpy()
     np.testing.assert_allclose(np.mean([m.predict(comp.test) for m in models], axis=0), test, atol=1e-5)
+
+
+def test_a_member_worse_than_each_folds_training_mean_is_warned_about(comp_env, caplog):
+    """`global_mean` scores exactly the fold-mean baseline and is not warned about; a member squeezed into a
+    band of ratings no one gives (`y_range` 4.9-5) is worse than it, and `train_cv` says so."""
+    caplog.set_level("INFO")
+    comp, folds, paths = comp_env
+    y = comp.train["rating"].to_numpy()
+    by_hand = np.concatenate([y[folds == k] - y[folds != k].mean() for k in range(3)])
+    assert fold_mean_rmse(y, folds) == pytest.approx(np.sqrt(np.mean(by_hand ** 2)))
+    assert train_cv("global_mean", comp, folds, paths)["oof_rmse"] == pytest.approx(fold_mean_rmse(y, folds))
+    assert "worse than predicting" not in caplog.text
+    bad = train_cv("dot", comp, folds, paths, overrides={**FAST, "y_range": [4.9, 5.0]})
+    assert bad["oof_rmse"] > fold_mean_rmse(y, folds)
+    assert "dot: OOF rmse" in caplog.text and "worse than predicting each fold's training mean" in caplog.text
+    assert not warn_if_worse_than_mean("dot", fold_mean_rmse(y, folds) - 0.01, y, folds)

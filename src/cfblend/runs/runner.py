@@ -100,7 +100,31 @@ def train_cv(name: str, comp: Competition, folds: np.ndarray, paths: Paths,
         shutil.rmtree(stage, ignore_errors=True)
     log.info("%s: OOF rmse %.4f (cv %.4f ± %.4f), fit %.1fs; cold-start test rows: %s", name, scores["oof_rmse"],
              scores["cv_rmse_mean"], scores["cv_rmse_std"], scores["fit_seconds"], scores["cold_start"]["test"])
+    warn_if_worse_than_mean(name, scores["oof_rmse"], comp.train["rating"].to_numpy(), folds)
     return scores
+
+
+def fold_mean_rmse(y: np.ndarray, folds: np.ndarray) -> float:
+    """OOF RMSE of the plainest prediction: each held-out rating predicted by its fold's training mean (what
+    `global_mean` scores)."""
+    pred = np.empty(len(y))
+    for k in np.unique(folds):
+        held = folds == k
+        pred[held] = y[~held].mean() if (~held).any() else y.mean()
+    return float(np.sqrt(np.mean((y - pred) ** 2)))
+
+
+def warn_if_worse_than_mean(name: str, oof_rmse: float, y: np.ndarray, folds: np.ndarray) -> bool:
+    """Log a warning, and return True, when `name`'s OOF RMSE is worse than each fold's training mean: a member
+    that cannot beat the mean has learned something wrong for this dataset (on ml-latest-small, whose movies have a
+    median of three ratings, AutoRec with its ml-100k defaults copied each training rating back and scored 1.25
+    against the mean's 1.04), and the blend should not be trusted to sort it out."""
+    base = fold_mean_rmse(y, folds)
+    if not oof_rmse > base + 1e-9:  # global_mean itself scores `base`, give or take rounding
+        return False
+    log.warning("%s: OOF rmse %.4f is worse than predicting each fold's training mean (%.4f): its config does not "
+                "suit this dataset; see its docstring (`make models`) and `models/tuned.yaml`", name, oof_rmse, base)
+    return True
 
 
 def train_members(names: list[str], comp: Competition, folds: np.ndarray, paths: Paths,
