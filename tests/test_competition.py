@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cfblend.competition import Competition, make_competition
-from cfblend.competition.folds import make_folds, read_folds
+from cfblend.competition.folds import cold_user_share, make_folds, read_folds
 from cfblend.competition.splits import OFFICIAL_100K, split_mask
 from cfblend.data.load import load_dataset
 from cfblend.errors import ArtifactConflict
@@ -86,7 +86,7 @@ def test_read_folds_aligns_and_refuses_foreign_files(tmp_path):
 def _comp(name: str, n: int = 50, sha: str = "a"):
     from types import SimpleNamespace
 
-    return SimpleNamespace(name=name, train=pd.DataFrame({"id": np.arange(n)}), fingerprint=sha)
+    return SimpleNamespace(name=name, train=pd.DataFrame({"id": np.arange(n)}), fingerprint=sha, test=None)
 
 
 def test_ensure_folds_keeps_identical_folds_and_refuses_foreign_output(tmp_path):
@@ -151,3 +151,37 @@ def test_fold_count_out_of_range_is_refused(tmp_path, k):
 
     with pytest.raises(ValueError, match="number of folds must be between 2 and 50"):
         ensure_folds(_comp("c", n=50), Paths(tmp_path / "i", tmp_path / "o"), k=k)
+
+
+def test_folds_stay_plain_random_rows_when_the_test_users_were_all_seen():
+    """The assignment every output folder of a random or official split was made with: a seeded permutation of
+    the rows dealt round the folds, the same with or without a test set whose users all have training rows."""
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"id": np.arange(1000), "user_id": rng.integers(0, 50, 1000)})
+    plain = np.empty(1000, dtype=np.int64)
+    plain[np.random.default_rng(3).permutation(1000)] = np.arange(1000) % 5
+    assert make_folds(train, k=5, seed=3)["fold"].tolist() == plain.tolist()
+    seen = pd.DataFrame({"id": np.arange(1000, 1100), "user_id": rng.integers(0, 50, 100)})
+    assert make_folds(train, k=5, seed=3, test=seen)["fold"].tolist() == plain.tolist()
+
+
+def test_folds_hold_out_whole_users_as_often_as_the_test_meets_unseen_ones():
+    """A test set whose rows are 40% of users with no training row (as the time split's are): about 40% of the
+    train rows are of users held out whole, each in one fold, so that an OOF row's user is unseen in its fold's
+    training as often as a test row's; the other users' rows are spread over the folds; sizes stay near-equal."""
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame({"id": np.arange(6000), "user_id": rng.integers(0, 300, 6000)})
+    new_users = 1000 + np.arange(1000) % 40
+    test = pd.DataFrame({"id": np.arange(6000, 7000),
+                         "user_id": np.where(np.arange(1000) < 400, new_users, rng.integers(0, 300, 1000))})
+    assert cold_user_share(train, test) == pytest.approx(0.4)
+    fold = make_folds(train, k=5, seed=2, test=test)["fold"].to_numpy()
+    assert fold.tolist() == make_folds(train, k=5, seed=2, test=test)["fold"].tolist()
+    folds_of_user = train.assign(fold=fold).groupby("user_id")["fold"].nunique()
+    users = train["user_id"].to_numpy()
+    unseen = np.array([not (users[fold != k] == u).any() for k, u in zip(fold, users, strict=True)])
+    assert abs(unseen.mean() - 0.4) < 0.01
+    cold_users = train["user_id"][unseen].unique()
+    assert (folds_of_user[cold_users] == 1).all() and (folds_of_user.drop(cold_users) > 1).all()
+    sizes = np.bincount(fold, minlength=5)
+    assert sizes.max() - sizes.min() <= 2 * train["user_id"].value_counts().max()
