@@ -40,8 +40,8 @@ def make_folds(train: pd.DataFrame, k: int = 5, seed: int = 42, test: pd.DataFra
     training row (the `time` split: the latest ratings come mostly from users who joined last). Then the same
     share of the train rows is held out as whole users, drawn at random and each put in one fold, and the
     other rows are spread at random: an OOF row meets an unseen user as often as a test row does, so the
-    blend learns how far to trust each member for a user it has never seen (with random folds it never
-    sees one, and fits weights that fail on 72% of ml-100k's time split)."""
+    blend learns how far to trust each member for a user it has never seen (with random folds it never sees
+    one, and fits its weights on rows unlike 71% of the test rows of ml-100k's time split)."""
     if k < 2:
         raise ValueError(f"need at least 2 folds, got {k}")
     n = len(train)
@@ -65,11 +65,8 @@ def make_folds(train: pd.DataFrame, k: int = 5, seed: int = 42, test: pd.DataFra
     fold[:] = user_fold[rows_of]
     warm = np.flatnonzero(fold < 0)
     target = np.full(k, n // k) + (np.arange(k) < n % k)
-    room = np.maximum(target - size, 0)
-    fill = np.repeat(np.arange(k), room)
-    if len(fill) < len(warm):  # the cold users overfilled some folds: the rest go round the others
-        fill = np.concatenate([fill, np.arange(len(warm) - len(fill)) % k])
-    fold[warm[rng.permutation(len(warm))]] = rng.permutation(fill[:len(warm)])
+    fill = np.repeat(np.arange(k), np.maximum(target - size, 0))  # at least len(warm) slots: sizes sum to n
+    fold[warm[rng.permutation(len(warm))]] = rng.permutation(fill)[:len(warm)]
     return pd.DataFrame({"id": train["id"].to_numpy(), "fold": fold})
 
 
