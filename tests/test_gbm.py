@@ -224,3 +224,35 @@ def test_neighbour_features_see_other_rows_ratings_only(gbm_setup):
     off = make_model("gbm", model.side, {**FAST, "neighbours": 0})
     off._side_vocab()
     assert not [c for c in off.features(rows, dot, off.fit_stats(train)) if c.startswith("nb_")]
+
+
+def test_inner_folds_hold_out_whole_users_as_often_as_the_rows_to_predict_are_of_unseen_ones(gbm_setup):
+    """With every user of the rows to predict seen in training, the inner folds are the plain random ones; with
+    public pairs of as many unseen users' rows as the outer rows to predict, about half of the training rows are
+    of users held out whole from their inner fold's dot model and aggregates, as those rows' users will be."""
+    import copy
+
+    from cfblend.competition.folds import unseen_share_to_predict
+
+    comp, folds, model = gbm_setup
+    train = comp.train[folds != 0]
+    model._side_vocab()
+    _, prov = model.training_features(train)
+    plain = np.empty(len(train), dtype=np.int64)
+    plain[np.random.default_rng(model.config.seed).permutation(len(train))] = np.arange(len(train)) % 3
+    assert unseen_share_to_predict(train, model.side.pairs) <= 0.01 and prov["inner_fold"].tolist() == plain.tolist()
+
+    side = copy.copy(model.side)
+    outside = len(side.pairs) - len(train)
+    new = side.pairs.iloc[:outside].assign(user_id=10**6 + np.arange(outside) % 50)  # 50 users never seen
+    side.pairs = pd.concat([side.pairs, new], ignore_index=True)
+    assert unseen_share_to_predict(train, side.pairs) == pytest.approx(0.5)
+    cold = make_model("gbm", side, FAST)
+    cold.cache = model.cache
+    cold._side_vocab()
+    _, prov = cold.training_features(train)
+    inner, users = prov["inner_fold"], train["user_id"].to_numpy()
+    unseen = np.array([not (users[inner != j] == u).any() for j, u in zip(inner, users, strict=True)])
+    assert abs(unseen.mean() - 0.5) < 0.02
+    for j, s in enumerate(prov["inner"]):  # each inner fold's feature models still see all the other folds' rows
+        assert set(s["fit_ids"]) == set(train["id"].to_numpy()[inner != j])

@@ -136,6 +136,13 @@ def test_a_shared_feature_module_is_part_of_its_members_code_fingerprint(monkeyp
         artifacts.code_fingerprint.cache_clear()
     assert after["gbm"] != before["gbm"] and after["bfm"] != before["bfm"]
     assert after["svdpp"] == before["svdpp"]
+    monkeypatch.setattr(artifacts.inspect, "getsource", lambda obj: real(obj) + (
+        "# edited" if getattr(obj, "__name__", "") == "cfblend.competition.folds" else ""))
+    try:  # gbm draws its inner folds with make_folds
+        folds_edited = {n: artifacts.code_fingerprint(model_class(n)) for n in names}
+    finally:
+        artifacts.code_fingerprint.cache_clear()
+    assert folds_edited["gbm"] != before["gbm"] and folds_edited["svdpp"] == before["svdpp"]
 
 
 def test_bags_average_models_seeded_one_after_another_and_predict_reloads_them_all(comp_env):

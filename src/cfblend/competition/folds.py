@@ -33,21 +33,33 @@ def cold_user_share(train: pd.DataFrame, test: pd.DataFrame | None) -> float:
     return float((~test["user_id"].isin(train["user_id"].unique())).mean())
 
 
-def make_folds(train: pd.DataFrame, k: int = 5, seed: int = 42, test: pd.DataFrame | None = None) -> pd.DataFrame:
+def unseen_share_to_predict(fit: pd.DataFrame, pairs: pd.DataFrame | None) -> float:
+    """The share of the public `pairs` outside `fit` (the rows a model fitted on `fit` will be asked about: its
+    held-out fold and the test set) whose user has no row in `fit`; 0 without pairs. A model with an inner
+    K-fold of its own (`gbm`) passes it to `make_folds` so that its inner folds mirror what it will meet."""
+    if pairs is None or len(pairs) <= len(fit):
+        return 0.0
+    unseen = int((~pairs["user_id"].isin(fit["user_id"].unique())).sum())
+    return unseen / (len(pairs) - len(fit))
+
+
+def make_folds(train: pd.DataFrame, k: int = 5, seed: int = 42, test: pd.DataFrame | None = None,
+               cold_share: float | None = None) -> pd.DataFrame:
     """Assign each train row (by id) to one of `k` folds of near-equal size, seeded.
 
-    The folds are random rows, unless `test` has more than `COLD_MIN_SHARE` of its rows from users with no
-    training row (the `time` split: the latest ratings come mostly from users who joined last). Then the same
-    share of the train rows is held out as whole users, drawn at random and each put in one fold, and the
-    other rows are spread at random: an OOF row meets an unseen user as often as a test row does, so the
-    blend learns how far to trust each member for a user it has never seen (with random folds it never sees
-    one, and fits its weights on rows unlike 71% of the test rows of ml-100k's time split)."""
+    The folds are random rows, unless `cold_share` (by default `cold_user_share(train, test)`: the share of the
+    test rows whose user has no training row) is above `COLD_MIN_SHARE` (the `time` split: the latest ratings
+    come mostly from users who joined last). Then that share of the train rows is held out as whole users,
+    drawn at random and each put in one fold, and the other rows are spread at random: an OOF row meets an
+    unseen user as often as a test row does, so the blend learns how far to trust each member for a user it
+    has never seen (with random folds it never sees one, and fits its weights on rows unlike 71% of the test
+    rows of ml-100k's time split)."""
     if k < 2:
         raise ValueError(f"need at least 2 folds, got {k}")
     n = len(train)
     fold = np.empty(n, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    share = cold_user_share(train, test)
+    share = cold_user_share(train, test) if cold_share is None else cold_share
     if share <= COLD_MIN_SHARE:
         fold[rng.permutation(n)] = np.arange(n) % k
         return pd.DataFrame({"id": train["id"].to_numpy(), "fold": fold})

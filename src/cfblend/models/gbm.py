@@ -18,8 +18,11 @@ Features of a (user, item, time) row:
 
 Fold safety: no feature of a training row is computed from that row's own rating. Inside the
 training part, an inner K-fold gives each training row its dot-model features and aggregates
-from a model and statistics fitted on the *other* inner folds. The rows to predict (the outer
-held-out fold, the test set) get features from a dot model and aggregates fitted on the whole
+from a model and statistics fitted on the *other* inner folds. The inner folds are the outer ones'
+kind (`competition.folds.make_folds`): where many of the rows it will predict are of users absent from
+its training part (the `time` split), they hold out whole users as often, so the trees learn what to do
+with a user's zero factors and missing aggregates instead of meeting them first at test time. The
+rows to predict (the outer held-out fold, the test set) get features from a dot model and aggregates fitted on the whole
 training part, which never saw them. Early stopping holds out a slice of the training part,
 never the outer fold. `provenance_` records which rows each feature model saw, so this can be
 checked. Dot models come through a content-addressed cache, so the outer dot model of a fold is
@@ -40,6 +43,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from cfblend.competition.folds import make_folds, unseen_share_to_predict
 from cfblend.io import atomic_path, write_json
 from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.dot import DotConfig, DotModel
@@ -226,9 +230,8 @@ class GBMModel(Model[GBMConfig]):
         random), and the bookkeeping of who saw what. The dot models and aggregates of each inner fold are
         fitted on every row of the other inner folds, sampled or not."""
         c = self.config
-        rng = np.random.default_rng(c.seed)
-        inner = np.empty(len(train), dtype=np.int64)
-        inner[rng.permutation(len(train))] = np.arange(len(train)) % c.inner_folds
+        cold = unseen_share_to_predict(train, self.side.pairs)
+        inner = make_folds(train, c.inner_folds, c.seed, cold_share=cold)["fold"].to_numpy()
         sampled = np.ones(len(train), dtype=bool)
         if c.max_rows and c.max_rows < len(train):
             sampled[:] = False

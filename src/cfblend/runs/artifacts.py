@@ -34,12 +34,16 @@ class StaleArtifact(ArtifactConflict):
     """Artifacts that were not made from what is there now (or are incomplete); says what to run."""
 
 
+FEATURE_MODULES = ("cfblend.models.", "cfblend.competition.folds")  # shared code a member's numbers depend on
+
+
 @functools.cache
 def code_fingerprint(cls: type) -> str:
     """SHA-256 of the source of the module defining `cls` and, when that module lives in a package of
     its own (`models/dot/`), of every module of that package; and of the other `cfblend.models` modules
     whose names it imports (`models/timeline.py` for `gbm` and `bfm`, the dot package for `gbm`; not
-    `models/base.py`, the interface every member shares), so a change to a feature shared between members
+    `models/base.py`, the interface every member shares), and `competition/folds.py` where a member draws folds of
+    its own with it (`gbm`'s inner folds), so a change to a feature shared between members
     makes their artifacts stale too. Read through the import system, so it works inside the Kaggle kernel's
     zip too."""
     module = sys.modules[cls.__module__]
@@ -50,7 +54,7 @@ def code_fingerprint(cls: type) -> str:
         names = {package} | {f"{package}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)}
     for value in list(vars(module).values()):
         name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
-        if isinstance(name, str) and name.startswith("cfblend.models.") and name != "cfblend.models.base":
+        if isinstance(name, str) and name.startswith(FEATURE_MODULES) and name != "cfblend.models.base":
             names.add(name)
     h = hashlib.sha256()
     for name in sorted(names):
