@@ -162,7 +162,7 @@ def test_folds_stay_plain_random_rows_when_the_test_users_were_all_seen():
     plain[np.random.default_rng(3).permutation(1000)] = np.arange(1000) % 5
     assert make_folds(train, k=5, seed=3)["fold"].tolist() == plain.tolist()
     seen = pd.DataFrame({"id": np.arange(1000, 1100), "user_id": rng.integers(0, 50, 100)})
-    assert make_folds(train, k=5, seed=3, test=seen)["fold"].tolist() == plain.tolist()
+    assert make_folds(train, k=5, seed=3, cold_share=cold_user_share(train, seen))["fold"].tolist() == plain.tolist()
 
 
 def test_folds_hold_out_whole_users_as_often_as_the_test_meets_unseen_ones():
@@ -175,8 +175,9 @@ def test_folds_hold_out_whole_users_as_often_as_the_test_meets_unseen_ones():
     test = pd.DataFrame({"id": np.arange(6000, 7000),
                          "user_id": np.where(np.arange(1000) < 400, new_users, rng.integers(0, 300, 1000))})
     assert cold_user_share(train, test) == pytest.approx(0.4)
-    fold = make_folds(train, k=5, seed=2, test=test)["fold"].to_numpy()
-    assert fold.tolist() == make_folds(train, k=5, seed=2, test=test)["fold"].tolist()
+    share = cold_user_share(train, test)
+    fold = make_folds(train, k=5, seed=2, cold_share=share)["fold"].to_numpy()
+    assert fold.tolist() == make_folds(train, k=5, seed=2, cold_share=share)["fold"].tolist()
     folds_of_user = train.assign(fold=fold).groupby("user_id")["fold"].nunique()
     users = train["user_id"].to_numpy()
     unseen = np.array([not (users[fold != k] == u).any() for k, u in zip(fold, users, strict=True)])

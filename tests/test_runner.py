@@ -138,11 +138,12 @@ def test_a_shared_feature_module_is_part_of_its_members_code_fingerprint(monkeyp
     assert after["svdpp"] == before["svdpp"]
     monkeypatch.setattr(artifacts.inspect, "getsource", lambda obj: real(obj) + (
         "# edited" if getattr(obj, "__name__", "") == "cfblend.competition.folds" else ""))
-    try:  # gbm draws its inner folds with make_folds
+    try:  # gbm (and bfm) draw their inner folds with competition.folds.inner_folds
         folds_edited = {n: artifacts.code_fingerprint(model_class(n)) for n in names}
     finally:
         artifacts.code_fingerprint.cache_clear()
-    assert folds_edited["gbm"] != before["gbm"] and folds_edited["svdpp"] == before["svdpp"]
+    assert folds_edited["gbm"] != before["gbm"] and folds_edited["bfm"] != before["bfm"]
+    assert folds_edited["svdpp"] == before["svdpp"]
 
 
 def test_bags_average_models_seeded_one_after_another_and_predict_reloads_them_all(comp_env):

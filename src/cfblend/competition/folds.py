@@ -35,38 +35,34 @@ def cold_user_share(train: pd.DataFrame, test: pd.DataFrame | None) -> float:
 
 def unseen_share_to_predict(fit: pd.DataFrame, pairs: pd.DataFrame | None) -> float:
     """The share of the public `pairs` outside `fit` (the rows a model fitted on `fit` will be asked about: its
-    held-out fold and the test set) whose user has no row in `fit`; 0 without pairs. A model with an inner
-    K-fold of its own (`gbm`) passes it to `make_folds` so that its inner folds mirror what it will meet."""
+    held-out fold and the test set) whose user has no row in `fit`; 0 without pairs (`inner_folds`' share)."""
     if pairs is None or len(pairs) <= len(fit):
         return 0.0
     unseen = int((~pairs["user_id"].isin(fit["user_id"].unique())).sum())
     return unseen / (len(pairs) - len(fit))
 
 
-def make_folds(train: pd.DataFrame, k: int = 5, seed: int = 42, test: pd.DataFrame | None = None,
-               cold_share: float | None = None) -> pd.DataFrame:
-    """Assign each train row (by id) to one of `k` folds of near-equal size, seeded.
+def fold_assignment(rows: pd.DataFrame, k: int, seed: int, cold_share: float = 0.0) -> np.ndarray:
+    """One of `k` folds of near-equal size for each of `rows`, seeded.
 
-    The folds are random rows, unless `cold_share` (by default `cold_user_share(train, test)`: the share of the
-    test rows whose user has no training row) is above `COLD_MIN_SHARE` (the `time` split: the latest ratings
-    come mostly from users who joined last). Then that share of the train rows is held out as whole users,
-    drawn at random and each put in one fold, and the other rows are spread at random: an OOF row meets an
-    unseen user as often as a test row does, so the blend learns how far to trust each member for a user it
-    has never seen (with random folds it never sees one, and fits its weights on rows unlike 71% of the test
-    rows of ml-100k's time split)."""
+    The folds are random rows, unless `cold_share` is above `COLD_MIN_SHARE` (the `time` split: the latest
+    ratings come mostly from users who joined last, `cold_user_share`). Then that share of the rows is held out
+    as whole users (`rows["user_id"]`), drawn at random and each put in one fold, and the other rows are
+    spread at random: an OOF row meets an unseen user as often as a test row does, so the blend learns how far
+    to trust each member for a user it has never seen (with random folds it never sees one, and fits its
+    weights on rows unlike 71% of the test rows of ml-100k's time split)."""
     if k < 2:
         raise ValueError(f"need at least 2 folds, got {k}")
-    n = len(train)
+    n = len(rows)
     fold = np.empty(n, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    share = cold_user_share(train, test) if cold_share is None else cold_share
-    if share <= COLD_MIN_SHARE:
+    if cold_share <= COLD_MIN_SHARE:
         fold[rng.permutation(n)] = np.arange(n) % k
-        return pd.DataFrame({"id": train["id"].to_numpy(), "fold": fold})
-    users, rows_of = np.unique(train["user_id"].to_numpy(), return_inverse=True)
+        return fold
+    users, rows_of = np.unique(rows["user_id"].to_numpy(), return_inverse=True)
     counts = np.bincount(rows_of, minlength=len(users))
     order = rng.permutation(len(users))
-    n_cold = int(np.searchsorted(np.cumsum(counts[order]), share * n)) + 1
+    n_cold = int(np.searchsorted(np.cumsum(counts[order]), cold_share * n)) + 1
     cold = order[:min(n_cold, len(users) - 1)]  # at least one user stays warm
     size = np.zeros(k, dtype=np.int64)
     user_fold = np.full(len(users), -1, dtype=np.int64)
@@ -79,7 +75,20 @@ def make_folds(train: pd.DataFrame, k: int = 5, seed: int = 42, test: pd.DataFra
     target = np.full(k, n // k) + (np.arange(k) < n % k)
     fill = np.repeat(np.arange(k), np.maximum(target - size, 0))  # at least len(warm) slots: sizes sum to n
     fold[warm[rng.permutation(len(warm))]] = rng.permutation(fill)[:len(warm)]
-    return pd.DataFrame({"id": train["id"].to_numpy(), "fold": fold})
+    return fold
+
+
+def make_folds(train: pd.DataFrame, k: int = 5, seed: int = 42, cold_share: float = 0.0) -> pd.DataFrame:
+    """Each train row's (by id) fold: `fold_assignment`, holding out whole users for `cold_share` of the rows
+    (`ensure_folds` gives the test set's `cold_user_share`)."""
+    return pd.DataFrame({"id": train["id"].to_numpy(), "fold": fold_assignment(train, k, seed, cold_share)})
+
+
+def inner_folds(fit: pd.DataFrame, k: int, seed: int, pairs: pd.DataFrame | None) -> np.ndarray:
+    """The inner folds of a member that gives its training rows features from the other inner folds (`gbm`'s
+    dot-model features, `bfm`'s neighbour columns): of the outer folds' kind, whole users held out as often as
+    the rows it will predict (the public `pairs` outside `fit`) are of users it has not seen."""
+    return fold_assignment(fit, k, seed, unseen_share_to_predict(fit, pairs))
 
 
 def write_folds(folds: pd.DataFrame, path) -> None:
@@ -142,9 +151,9 @@ def ensure_folds(comp: Competition, paths: Paths, k: int = 5, seed: int = 42, ov
         raise ValueError(f"K={k}: the number of folds must be between 2 and {min(MAX_FOLDS, len(comp.train))}")
     if paths.stamp.exists() and not overwrite:
         check_stamp(paths, comp)
-    folds = make_folds(comp.train, k=k, seed=seed, test=comp.test)
-    fold_of = folds["fold"].to_numpy()
     share = cold_user_share(comp.train, comp.test)
+    folds = make_folds(comp.train, k=k, seed=seed, cold_share=share)
+    fold_of = folds["fold"].to_numpy()
     if share > COLD_MIN_SHARE:
         held = ~comp.train["user_id"].isin(comp.train.loc[fold_of != 0, "user_id"].unique())
         log.info("%.0f%% of the test rows are of users with no training row: the folds hold out whole users for "

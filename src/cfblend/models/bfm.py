@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sps
 
+from cfblend.competition.folds import inner_folds
 from cfblend.io import atomic_path
 from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.fm_predict import BlockRows, add_expected_level, prediction_threads
@@ -264,8 +265,7 @@ class BFMModel(Model[BFMConfig]):
         if not fitting:
             nb = self.rating_timeline_.lookup(df)
         else:
-            inner = np.empty(len(df), dtype=np.int64)
-            inner[np.random.default_rng(self.config.seed).permutation(len(df))] = np.arange(len(df)) % NEIGHBOUR_FOLDS
+            inner = inner_folds(df, NEIGHBOUR_FOLDS, self.config.seed, self.side.pairs)
             rows = df[["user_id", "item_id", "rating"]]
             k = self.config.neighbours
             nb = pd.concat([RatingTimeline(rows[inner != j], self.ranks_, k).lookup(rows[inner == j])

@@ -19,14 +19,15 @@ Features of a (user, item, time) row:
 Fold safety: no feature of a training row is computed from that row's own rating. Inside the
 training part, an inner K-fold gives each training row its dot-model features and aggregates
 from a model and statistics fitted on the *other* inner folds. The inner folds are the outer ones'
-kind (`competition.folds.make_folds`): where many of the rows it will predict are of users absent from
-its training part (the `time` split), they hold out whole users as often, so the trees learn what to do
-with a user's zero factors and missing aggregates instead of meeting them first at test time. The
-rows to predict (the outer held-out fold, the test set) get features from a dot model and aggregates fitted on the whole
-training part, which never saw them. Early stopping holds out a slice of the training part,
-never the outer fold. `provenance_` records which rows each feature model saw, so this can be
-checked. Dot models come through a content-addressed cache, so the outer dot model of a fold is
-the very one `make train MODEL=dot` fitted, and inner ones are fitted once per config.
+kind (`competition.folds.inner_folds`): where many of the rows it will predict are of users absent
+from its training part (the `time` split), they hold out whole users as often, so the trees learn what
+to do with a user's zero factors and missing aggregates instead of meeting them first at test time.
+The rows to predict (the outer held-out fold, the test set) get features from a dot model and
+aggregates fitted on the whole training part, which never saw them. Early stopping holds out a
+slice of the training part, never the outer fold. `provenance_` records which rows each feature
+model saw, so this can be checked. Dot models come through a content-addressed cache, so the outer
+dot model of a fold is the very one `make train MODEL=dot` fitted, and inner ones are fitted once
+per config.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cfblend.competition.folds import make_folds, unseen_share_to_predict
+from cfblend.competition.folds import inner_folds
 from cfblend.io import atomic_path, write_json
 from cfblend.models.base import Model, ModelConfig, SideInfo
 from cfblend.models.dot import DotConfig, DotModel
@@ -230,8 +231,7 @@ class GBMModel(Model[GBMConfig]):
         random), and the bookkeeping of who saw what. The dot models and aggregates of each inner fold are
         fitted on every row of the other inner folds, sampled or not."""
         c = self.config
-        cold = unseen_share_to_predict(train, self.side.pairs)
-        inner = make_folds(train, c.inner_folds, c.seed, cold_share=cold)["fold"].to_numpy()
+        inner = inner_folds(train, c.inner_folds, c.seed, self.side.pairs)
         sampled = np.ones(len(train), dtype=bool)
         if c.max_rows and c.max_rows < len(train):
             sampled[:] = False

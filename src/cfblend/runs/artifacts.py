@@ -43,7 +43,7 @@ def code_fingerprint(cls: type) -> str:
     its own (`models/dot/`), of every module of that package; and of the other `cfblend.models` modules
     whose names it imports (`models/timeline.py` for `gbm` and `bfm`, the dot package for `gbm`; not
     `models/base.py`, the interface every member shares), and `competition/folds.py` where a member draws folds of
-    its own with it (`gbm`'s inner folds), so a change to a feature shared between members
+    its own with it (`gbm`'s and `bfm`'s inner folds), so a change to a feature shared between members
     makes their artifacts stale too. Read through the import system, so it works inside the Kaggle kernel's
     zip too."""
     module = sys.modules[cls.__module__]
