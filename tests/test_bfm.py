@@ -300,3 +300,67 @@ def test_neighbour_columns_are_the_training_ratings_next_to_the_row(comp_env, tm
     old = BFMModel.load(tmp_path / "old.npz", side)
     np.testing.assert_allclose(old.predict(val), plain.predict(val), atol=1e-5)
     np.testing.assert_allclose(old.item_factors()[1][0], plain.item_factors()[1][0], atol=1e-6)  # float32 on disk
+
+
+def test_training_rows_neighbour_columns_hold_out_whole_users_as_the_rows_to_predict_are_unseen(comp_env):
+    """The training rows' neighbour columns come from `inner_folds`: with every user of the rows to predict seen,
+    nearly every training row has a rating of its user in another inner fold; with public pairs of as many
+    unseen users' rows as the rows to predict, about half the training rows have none (their user held out
+    whole), as the rows of an unseen user will have none."""
+    import copy
+
+    from cfblend.competition.folds import unseen_share_to_predict
+
+    comp, folds, _ = comp_env
+    fit = comp.train[folds != 0]
+    side = side_info(comp)
+
+    def no_neighbour_share(side) -> float:
+        model = make_model("bfm", side, {**FAST, "neighbours": 2})
+        model._blocks(fit)
+        n_row = len(model.date_buckets_) + len(model.user_days_) + model.timeline_width_
+        cols = model._design(fit, fitting=True)[0][:, n_row:n_row + 5].toarray()
+        return float((cols == 0).all(axis=1).mean())
+
+    assert unseen_share_to_predict(fit, side.pairs) <= 0.01 and no_neighbour_share(side) < 0.05
+    cold = copy.copy(side)
+    outside = len(side.pairs) - len(fit)
+    new = side.pairs.iloc[:outside].assign(user_id=10**6 + np.arange(outside) % 50)  # 50 users never seen
+    cold.pairs = pd.concat([side.pairs, new], ignore_index=True)
+    assert unseen_share_to_predict(fit, cold.pairs) == pytest.approx(0.5)
+    assert abs(no_neighbour_share(cold) - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("name", ["bfm", "bfm_opu"])
+def test_a_traced_chain_gives_what_a_fit_of_each_sweep_count_predicts(comp_env, name):
+    """`trace_chain`: the posterior mean at sweep n is what a fit of n sweeps predicts (the same draws), to the
+    last digit; the last row is the traced model's own prediction; inside the burn-in there is no mean."""
+    from cfblend.models.bfm_trace import trace_chain
+
+    comp, folds, _ = comp_env
+    fit, val = comp.train[folds != 0], comp.train[folds == 0]
+    side = side_info(comp)
+    config = {**FAST, **({"user_cutpoints": OWN_CUTPOINTS["user_id"]} if name == "bfm_opu" else {})}
+    model = make_model(name, side, config)
+    points = trace_chain(model, fit, val, every=5)
+    assert [p.sweep for p in points] == [5, 10, 15, 20, 25, 30]
+    assert [p.kept for p in points] == [0, 5, 10, 15, 20, 25] and np.isnan(points[0].mean_rmse)
+    assert points[-1].mean_rmse == pytest.approx(rmse(val["rating"], model.predict(val)), abs=1e-12)
+    for p in points[1:4]:
+        short = make_model(name, side, {**config, "sweeps": p.sweep}).fit(fit)
+        assert p.mean_rmse == pytest.approx(rmse(val["rating"], short.predict(val)), abs=1e-12)
+    assert len({round(p.sample_rmse, 6) for p in points}) == len(points)  # each row its own sample
+    if name == "bfm":  # the Gaussian likelihood's noise precision is sampled; the probit's is 1
+        assert len({p.alpha for p in points}) > 1
+    with pytest.raises(ValueError, match="chains=2"):
+        trace_chain(make_model(name, side, {**config, "chains": 2}), fit, val)
+
+
+def test_the_monte_carlo_limit_is_recovered_from_a_curve():
+    from cfblend.models.bfm_trace import mc_limit
+
+    kept = np.arange(20, 200, 10)
+    b, v = mc_limit(kept, 0.67 + 0.5 / kept)
+    assert b == pytest.approx(0.67) and v == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="two or more"):
+        mc_limit(np.array([50, 50]), np.array([0.7, 0.7]))

@@ -59,9 +59,10 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -142,7 +143,7 @@ def _bags(owner: np.ndarray, member: np.ndarray, n_owners: int, n_members: int) 
 
 
 def _fit_cutpoint_groups(fm, X: sps.csr_matrix, y: np.ndarray, rel: list, cut: np.ndarray, n_levels: int,
-                         groups: list[int], sweeps: int, kept: int):
+                         groups: list[int], sweeps: int, kept: int, callback=None):
     """`fm.fit` of a `MyFMOrderedProbit` with a set of cutpoints per group of rows (`cut`: each row's group,
     0..G-1). myFM's sampler takes cutpoint groups but its `fit` passes one, so this calls its `_fit` (myfm
     0.4.0 is pinned); with one group it samples exactly what `fit` does (the same numbers)."""
@@ -154,8 +155,24 @@ def _fit_cutpoint_groups(fm, X: sps.csr_matrix, y: np.ndarray, rel: list, cut: n
     builder = ConfigBuilder()
     builder.set_cutpoint_groups([(n_levels, r.tolist()) for r in rows])
     fm.n_cutpoint_groups = n_groups
-    fm._fit(X, y, X_rel=rel, n_iter=sweeps, n_kept_samples=kept, group_shapes=groups, config_builder=builder)
+    fm._fit(X, y, X_rel=rel, n_iter=sweeps, n_kept_samples=kept, group_shapes=groups, config_builder=builder,
+            callback=callback)
     return fm
+
+
+OnSweep = Callable[[int, int, Any, Any], None]  # (chain, sweep, the chain's current state, its hyper-parameters)
+
+
+def _sweep_callback(fm, chain: int, on_sweep: OnSweep | None):
+    """myFM's per-sweep callback calling `on_sweep` (None: myFM's own, the progress bar's status line)."""
+    if on_sweep is None:
+        return None
+
+    def callback(sweep: int, state, hyper, history) -> tuple[bool, str]:
+        on_sweep(chain, sweep, state, hyper)
+        return False, fm._status_report(state, hyper)
+
+    return callback
 
 
 def _myfm():
@@ -292,7 +309,10 @@ class BFMModel(Model[BFMConfig]):
 
     # --- fit and predict ------------------------------------------------------------------------
 
-    def fit(self, train: pd.DataFrame) -> BFMModel:
+    def fit(self, train: pd.DataFrame, on_sweep: OnSweep | None = None) -> BFMModel:
+        """Sample the posterior. `on_sweep(chain, sweep, state, hyper)`, if given, is called after every Gibbs sweep
+        (0-based) with the chain's current state, which `sample_predictor`'s function takes, and its
+        hyper-parameters (`hyper.alpha`: the noise precision): what `bench/gibbs_trace.py` traces a chain by."""
         myfm = _myfm()
         c = self.config
         self._blocks(train)
@@ -311,11 +331,12 @@ class BFMModel(Model[BFMConfig]):
             seed = c.seed + 1000 * chain
             if c.likelihood == "regression":
                 fm = myfm.MyFMRegressor(rank=c.rank, init_stdev=c.init_std, random_seed=seed)
-                fm.fit(X, y, X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept, group_shapes=groups)
+                fm.fit(X, y, X_rel=rel, n_iter=c.sweeps, n_kept_samples=kept, group_shapes=groups,
+                       callback=_sweep_callback(fm, chain, on_sweep))
             else:  # one set of cutpoints (what `MyFMOrderedProbit.fit` does), or one per user or item
-                fm = _fit_cutpoint_groups(myfm.MyFMOrderedProbit(rank=c.rank, init_stdev=c.init_std, random_seed=seed),
-                                          X, np.searchsorted(self.levels_, y), rel, cut, len(self.levels_), groups,
-                                          c.sweeps, kept)
+                fm = myfm.MyFMOrderedProbit(rank=c.rank, init_stdev=c.init_std, random_seed=seed)
+                fm = _fit_cutpoint_groups(fm, X, np.searchsorted(self.levels_, y), rel, cut, len(self.levels_), groups,
+                                          c.sweeps, kept, _sweep_callback(fm, chain, on_sweep))
             self.fms_.append(fm)
         return self
 
@@ -328,27 +349,38 @@ class BFMModel(Model[BFMConfig]):
         the rest."""
         return IdIndex(self.cut_ids_, ordered=True)(df[self._cut_key()])
 
-    def _predict(self, df: pd.DataFrame) -> np.ndarray:
-        """The posterior mean over every kept sample of every chain: of the score, or (ordered probit) of the
-        expected rating, each row under its own set of cutpoints: per sample, P(level <= l) = Phi(c_l - score);
-        rows on the shared set when no training row was on it take the mean of the users' (items') sets.
-        Scored by `BlockRows` (myFM's scores, in a quarter of its own predictor's time)."""
-        if not len(df):
-            return np.zeros(0)
+    def sample_predictor(self, df: pd.DataFrame) -> Callable[[Any], np.ndarray]:
+        """A function of one posterior sample (a kept one, or a chain's state in `fit`'s `on_sweep`) giving its
+        prediction of the rows of `df`: the score, or (ordered probit) the expected rating, each row under its
+        own set of cutpoints: P(level <= l) = Phi(c_l - score); rows on the shared set when no training row was
+        on it take the mean of the users' (items') sets. Scored by `BlockRows` (myFM's scores, in a quarter of
+        its own predictor's time)."""
         rows = BlockRows(self._row_part(df), self._block_rows(df))
         cut = self._cut_groups(df) if len(self.cut_ids_) else np.zeros(len(df), np.int64)
+
+        def predict(sample) -> np.ndarray:
+            score = rows.scores(sample.w0, np.asarray(sample.w), np.asarray(sample.V))
+            if not len(self.levels_):
+                return score
+            C = np.stack(sample.cutpoints)
+            if not self.pooled_:
+                C[0] = C[1:].mean(0)
+            expected = np.zeros(len(score))
+            add_expected_level(expected, score, C, cut, self.levels_)
+            return expected
+
+        return predict
+
+    def _predict(self, df: pd.DataFrame) -> np.ndarray:
+        """The posterior mean of `sample_predictor`'s prediction over every kept sample of every chain."""
+        if not len(df):
+            return np.zeros(0)
+        predict = self.sample_predictor(df)
         total, n = np.zeros(len(df)), 0
         with prediction_threads(self.config.workers):
             for fm in self.fms_:
                 for sample in fm.predictor_.samples:
-                    score = rows.scores(sample.w0, np.asarray(sample.w), np.asarray(sample.V))
-                    if len(self.levels_):
-                        C = np.stack(sample.cutpoints)
-                        if not self.pooled_:
-                            C[0] = C[1:].mean(0)
-                        add_expected_level(total, score, C, cut, self.levels_)
-                    else:
-                        total += score
+                    total += predict(sample)
                     n += 1
         return total / n
 
